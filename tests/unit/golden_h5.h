@@ -1,0 +1,81 @@
+/* A tiny reader for tests/golden/posthoc_solver.h5 (written by tests/golden/gen_posthoc_solver.py),
+ * included by the post-hoc unit tests. Static functions only; it reads whole datasets of one or two
+ * dimensions into malloc'd arrays through the HDF5 C API, independently of core/h5io. */
+#ifndef EDM2C_TESTS_GOLDEN_H5_H
+#define EDM2C_TESTS_GOLDEN_H5_H
+
+#include <hdf5.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* The golden file, found relative to this source file (meson compiles with paths relative to the
+ * build directory, where tests run) or the repository root; EDM2C_GOLDEN_DIR overrides. */
+static inline hid_t golden_open(void) {
+  static char path[1024];
+  const char *env = getenv("EDM2C_GOLDEN_DIR");
+  const char *name = "posthoc_solver.h5";
+  char here[1024];
+  snprintf(here, sizeof here, "%s", __FILE__);
+  char *slash = strrchr(here, '/');
+  if (slash)
+    *slash = 0;
+  else
+    snprintf(here, sizeof here, ".");
+  const char *cands[4][2] = {
+      {env ? env : "", ""}, {here, "/../golden"}, {"tests/golden", ""}, {"../tests/golden", ""}};
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  for (int i = 0; i < 4; i++) {
+    if (i == 0 && !env) continue;
+    snprintf(path, sizeof path, "%s%s/%s", cands[i][0], cands[i][1], name);
+    if (access(path, R_OK) == 0) return H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  }
+  return H5I_INVALID_HID;
+}
+
+/* Reads dataset `name` converted to `type` (H5T_NATIVE_DOUBLE, _INT64, _INT); rows/cols get the
+ * shape (cols = 1 for 1-D). NULL when missing. */
+static inline void *golden_read(hid_t f, const char *name, hid_t type, size_t elsize, size_t *rows,
+                                size_t *cols) {
+  hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+  if (d < 0) return NULL;
+  hid_t s = H5Dget_space(d);
+  hsize_t dims[2] = {1, 1};
+  int nd = H5Sget_simple_extent_ndims(s);
+  void *buf = NULL;
+  if (nd >= 1 && nd <= 2 && H5Sget_simple_extent_dims(s, dims, NULL) == nd) {
+    if (nd == 1) dims[1] = 1;
+    buf = malloc((size_t)(dims[0] * dims[1]) * elsize + 1);
+    if (buf && H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+      free(buf);
+      buf = NULL;
+    }
+  }
+  H5Sclose(s);
+  H5Dclose(d);
+  if (rows) *rows = (size_t)dims[0];
+  if (cols) *cols = (size_t)dims[1];
+  return buf;
+}
+
+static inline double *golden_f64(hid_t f, const char *name, size_t *rows, size_t *cols) {
+  return golden_read(f, name, H5T_NATIVE_DOUBLE, sizeof(double), rows, cols);
+}
+static inline int64_t *golden_i64(hid_t f, const char *name, size_t *rows) {
+  return golden_read(f, name, H5T_NATIVE_INT64, sizeof(int64_t), rows, NULL);
+}
+static inline int *golden_int(hid_t f, const char *name, size_t *rows) {
+  return golden_read(f, name, H5T_NATIVE_INT, sizeof(int), rows, NULL);
+}
+
+static inline double golden_attr_f64(hid_t f, const char *obj, const char *attr) {
+  double v = NAN;
+  hid_t a = H5Aopen_by_name(f, obj, attr, H5P_DEFAULT, H5P_DEFAULT);
+  if (a >= 0) {
+    if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) v = NAN;
+    H5Aclose(a);
+  }
+  return v;
+}
+
+#endif
