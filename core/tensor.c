@@ -114,3 +114,25 @@ void ec_convert(void *dst, ec_dtype dst_type, const void *src, ec_dtype src_type
     }
   }
 }
+
+size_t ec_first_nonfinite(const float *x, size_t n) {
+  /* Blocks of a fixed size with an integer OR-reduction of "exponent all ones", which compilers
+   * vectorize at -O2; a block with a hit is rescanned to find the index. */
+  enum { BLOCK = 64 };
+  size_t i = 0;
+  for (; i + BLOCK <= n; i += BLOCK) {
+    uint32_t hit = 0;
+    for (size_t k = 0; k < BLOCK; k++) {
+      uint32_t u;
+      memcpy(&u, &x[i + k], sizeof u);
+      hit |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    if (hit) break;
+  }
+  for (; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, &x[i], sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u) return i;
+  }
+  return n;
+}

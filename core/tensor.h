@@ -42,6 +42,10 @@ ec_shape ec_shape_make(int ndim, const int64_t *dims);
 /* Converts n elements between floating types (F32, F16, BF16, F64). Exact where the target can
  * represent the value, round-to-nearest-even otherwise. Buffers must not overlap. */
 void ec_convert(void *dst, ec_dtype dst_type, const void *src, ec_dtype src_type, size_t n);
+/* Index of the first NaN or infinite value in x[0..n), or n when all are finite. Fast enough to
+ * run on every value read (snapshot verification). */
+size_t ec_first_nonfinite(const float *x, size_t n);
+
 /* 1 when both types are floating types that ec_convert handles. */
 int ec_dtype_is_float(ec_dtype t);
 

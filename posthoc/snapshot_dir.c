@@ -248,13 +248,13 @@ static int check_data(snap_file *f, const char *fname, float *buf, float **ref_b
           *st = add_problem(p, SNAP_ERROR, fname, tname, "%s", ec_errmsg());
           return 1;
         }
-        for (int64_t k = 0; k < n; k++)
-          if (!isfinite(buf[k])) {
-            *st = add_problem(p, SNAP_ERROR, fname, tname,
-                              "%s: tensor %s: element %lld is %s; the EMA weights are corrupt", f->path,
-                              tname, (long long)(off + k), isnan(buf[k]) ? "NaN" : "infinite");
-            return 1;
-          }
+        size_t k = ec_first_nonfinite(buf, (size_t)n);
+        if (k < (size_t)n) {
+          *st = add_problem(p, SNAP_ERROR, fname, tname,
+                            "%s: tensor %s: element %lld is %s; the EMA weights are corrupt", f->path,
+                            tname, (long long)(off + (int64_t)k), isnan(buf[k]) ? "NaN" : "infinite");
+          return 1;
+        }
         done += n;
         if (ps->fn && total > 0)
           ps->fn(ps->ctx, ps->base + (int64_t)((double)file_bytes * (double)done / (double)total), ps->total);

@@ -46,4 +46,21 @@ TEST(conversions) {
   ASSERT_NEAR(back[3], 1e-3, 1e-6);
 }
 
-TEST_MAIN(dtype_names_roundtrip, shapes, conversions)
+TEST(first_nonfinite) {
+  static float x[1000];
+  for (int i = 0; i < 1000; i++) x[i] = (float)i - 500.0f;
+  ASSERT_EQ_INT(ec_first_nonfinite(x, 1000), 1000);
+  ASSERT_EQ_INT(ec_first_nonfinite(x, 0), 0);
+  int where[] = {0, 63, 64, 130, 999};
+  for (int k = 0; k < 5; k++) {
+    x[where[k]] = k % 2 ? INFINITY : NAN;
+    ASSERT_EQ_INT(ec_first_nonfinite(x, 1000), where[k]);
+    ASSERT_EQ_INT(ec_first_nonfinite(x, (size_t)where[k]), where[k]); /* not within the range */
+    x[where[k]] = -INFINITY;
+    ASSERT_EQ_INT(ec_first_nonfinite(x, 1000), where[k]);
+    x[where[k]] = 3.0e38f; /* large but finite */
+    ASSERT_EQ_INT(ec_first_nonfinite(x, 1000), 1000);
+  }
+}
+
+TEST_MAIN(dtype_names_roundtrip, shapes, conversions, first_nonfinite)
