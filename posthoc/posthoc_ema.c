@@ -1,6 +1,7 @@
 /* posthoc-ema: post-hoc EMA for EDM2 training runs.
  *
  *   posthoc-ema --list [--snapshots DIR] [--json] [--quick]
+ *   posthoc-ema --solve-only --sigma-rel LIST [--half-life LIST] [--at NIMG] [--json] ...
  *
  * Run it in a training run directory. This file parses the command line and dispatches; each
  * mode lives in its own cmd_*.c. */
@@ -11,8 +12,12 @@
 #include "core/cli.h"
 #include "edm2c_config.h"
 #include "posthoc/cmd_list.h"
+#include "posthoc/cmd_solve.h"
 
-enum { OPT_LIST, OPT_SNAPSHOTS, OPT_JSON, OPT_QUICK, OPT_QUIET, OPT_HELP, OPT_VERSION };
+enum {
+  OPT_LIST, OPT_SOLVE_ONLY, OPT_SIGMA, OPT_HALF_LIFE, OPT_AT, OPT_SNAPSHOTS, OPT_USE_PROFILES,
+  OPT_METHOD, OPT_NO_NORMALIZE, OPT_REGULARIZE, OPT_JSON, OPT_QUICK, OPT_QUIET, OPT_HELP, OPT_VERSION
+};
 
 static const ec_cli_opt options[] = {
     {"list", 0, OPT_LIST, NULL,
@@ -20,12 +25,33 @@ static const ec_cli_opt options[] = {
      "every snapshot must hold the same profiles, tensor names, shapes and buffers; times must be "
      "unique; every dataset is read, so checksums are verified and NaN/Inf are found. Exits 1 on "
      "any error"},
+    {"solve-only", 0, OPT_SOLVE_ONLY, NULL,
+     "print the least-squares weights of the stored profiles for each target, with diagnostics "
+     "(relative response error, cond(A), |x|_1, |x|_2, the weight error that snapshot rounding "
+     "adds), without reconstructing"},
+    {"sigma-rel", 1, OPT_SIGMA, "LIST",
+     "target EMA lengths sigma_rel, EDM2 syntax: 0.05,0.10,0.13 or 0.010,0.015,...,0.250 "
+     "(sorted and de-duplicated; each in (0, 0.2887))"},
+    {"half-life", 1, OPT_HALF_LIFE, "LIST",
+     "exponential targets: EMA half-lives in images (2Mi,500Ki,...); the profile is cut at t = 0 "
+     "and renormalised (docs/posthoc-solver.md)"},
+    {"at", 1, OPT_AT, "NIMG",
+     "target time in images (Ki/Mi/Gi accepted): any time up to the latest snapshot, which is the "
+     "default; only snapshots with 0 < nimg <= NIMG are used"},
     {"snapshots", 1, OPT_SNAPSHOTS, "DIR",
      "snapshot directory (default: ./snapshots if it exists, else .)"},
-    {"json", 0, OPT_JSON, NULL,
-     "print JSON on stdout: {\"directory\", \"snapshots\": [{\"file\", \"nimg\", \"profiles\", "
-     "\"tensors\", \"params\", \"dtype\", \"bytes\", \"usable\"}], \"problems\": [{\"severity\", "
-     "\"file\", \"tensor\", \"message\"}]}"},
+    {"use-profiles", 1, OPT_USE_PROFILES, "LIST",
+     "stored profiles that enter the solve (default: all), as EDM2's --instd"},
+    {"method", 1, OPT_METHOD, "NAME",
+     "solver: auto (default: the exact interval solver when every time carries the same profiles, "
+     "else cholesky), interval, cholesky, lstsq, lu (EDM2's np.linalg.solve, for comparison)"},
+    {"no-normalize", 0, OPT_NO_NORMALIZE, NULL,
+     "keep the raw least-squares weights (default: each target's weights sum to 1, as EDM2)"},
+    {"regularize", 1, OPT_REGULARIZE, "auto|LAMBDA",
+     "Tikhonov regularisation (A + LAMBDA*lambda_max(A)*I)x = b, off by default; auto uses 1e-6 "
+     "for targets with |x|_2 > 5 from float16 snapshots (less amplified rounding, at the cost of "
+     "response error)"},
+    {"json", 0, OPT_JSON, NULL, "print JSON on stdout (formats: docs/formats.md)"},
     {"quick", 0, OPT_QUICK, NULL, "with --list: read metadata only (no checksum verification)"},
     {"quiet", 0, OPT_QUIET, NULL, "no progress bar"},
     {"version", 0, OPT_VERSION, NULL, "print the version and exit"},
@@ -36,24 +62,53 @@ static const ec_cli_opt options[] = {
 static const char description[] =
     "Post-hoc EMA (Karras et al., EDM2, CVPR 2024, section 3): the trainer stores snapshots of two "
     "power-function EMAs (sigma_rel 0.05 and 0.10) as HDF5 files snapshots/snapshot-<nimg>.h5; "
-    "this tool checks them and (in later versions) reconstructs models of any EMA length.\n"
+    "this tool checks them and solves for the weights that combine them into any other EMA "
+    "length. Reconstruction of the weighted models arrives in a later version.\n"
     "Problems are printed on stderr, one line each, naming the file and tensor. Exit status: 0 ok, "
-    "1 bad input (a problem with the snapshots), 2 usage error.";
+    "1 bad input (a bad value or list, a problem with the snapshots), 2 usage error.";
+
+static ec_status parse_method(const char *s, phema_method *m) {
+  for (int k = PHEMA_METHOD_AUTO; k <= PHEMA_METHOD_LU; k++)
+    if (!strcmp(s, phema_method_name((phema_method)k))) {
+      *m = (phema_method)k;
+      return EC_OK;
+    }
+  return ec_err(EC_EINVAL, "--method: '%s' is not auto, interval, cholesky, lstsq or lu", s);
+}
 
 int main(int argc, char **argv) {
   ec_cli cli = {.prog = "posthoc-ema",
-                .synopsis = "--list [--snapshots DIR] [--json] [--quick] [--quiet]",
+                .synopsis = "--list [--snapshots DIR] [--json] [--quick] [--quiet]\n"
+                            "--solve-only --sigma-rel LIST [--half-life LIST] [--at NIMG] "
+                            "[--snapshots DIR] [--use-profiles LIST] [--method NAME] "
+                            "[--no-normalize] [--regularize auto|LAMBDA] [--json]",
                 .description = description,
                 .opts = options};
   list_args la = {0};
-  int list = 0;
+  plan_args pa;
+  plan_args_init(&pa);
+  int list = 0, solve = 0, json = 0;
+  ec_status st = EC_OK;
   const char *arg;
   ec_atomic_install_signal_cleanup();
-  for (int id; (id = ec_cli_next(&cli, argc, argv, &arg)) != EC_CLI_END;) {
+  for (int id; !st && (id = ec_cli_next(&cli, argc, argv, &arg)) != EC_CLI_END;) {
     switch (id) {
     case OPT_LIST: list = 1; break;
-    case OPT_SNAPSHOTS: la.snapshots = arg; break;
-    case OPT_JSON: la.json = 1; break;
+    case OPT_SOLVE_ONLY: solve = 1; break;
+    case OPT_SIGMA: pa.sigma_rel = arg; break;
+    case OPT_HALF_LIFE: pa.half_life = arg; break;
+    case OPT_AT: st = ec_parse_nimg("--at", arg, &pa.at); break;
+    case OPT_SNAPSHOTS: la.snapshots = pa.snapshots = arg; break;
+    case OPT_USE_PROFILES: pa.use_profiles = arg; break;
+    case OPT_METHOD: st = parse_method(arg, &pa.solve.method); break;
+    case OPT_NO_NORMALIZE: pa.solve.raw = 1; break;
+    case OPT_REGULARIZE:
+      if (!strcmp(arg, "auto"))
+        pa.solve.tikhonov = PHEMA_TIKHONOV_AUTO;
+      else if (!(st = ec_parse_f64("--regularize", arg, &pa.solve.tikhonov)) && pa.solve.tikhonov <= 0)
+        st = ec_err(EC_EINVAL, "--regularize: LAMBDA must be positive (or 'auto')");
+      break;
+    case OPT_JSON: json = la.json = 1; break;
     case OPT_QUICK: la.quick = 1; break;
     case OPT_QUIET: la.quiet = 1; break;
     case OPT_VERSION: printf("posthoc-ema (edm2c) %s\n", EDM2C_VERSION); return 0;
@@ -61,8 +116,17 @@ int main(int argc, char **argv) {
     default: return 2;
     }
   }
+  if (st) {
+    fprintf(stderr, "posthoc-ema: error: %s\n", ec_errmsg());
+    return ec_exit_code(st);
+  }
   if (ec_cli_optind(&cli) < argc)
     return ec_exit_code(ec_cli_usage(&cli, "unexpected argument '%s'", argv[ec_cli_optind(&cli)]));
-  if (!list) return ec_exit_code(ec_cli_usage(&cli, "nothing to do: give --list"));
-  return cmd_list(&la, stdout, stderr);
+  if (list + solve > 1) return ec_exit_code(ec_cli_usage(&cli, "--list and --solve-only exclude each other"));
+  if (list) return cmd_list(&la, stdout, stderr);
+  if (solve) return cmd_solve(&pa, json, stdout, stderr);
+  if (pa.sigma_rel || pa.half_life)
+    return ec_exit_code(ec_cli_usage(&cli, "reconstruction is not available in this version; "
+                                           "--solve-only prints the weights"));
+  return ec_exit_code(ec_cli_usage(&cli, "nothing to do: give --list or --solve-only"));
 }

@@ -162,13 +162,23 @@ int phema_layout_regular(const int64_t *t, const double *gamma, int n, int *p) {
   return r;
 }
 
-static ec_status check_target(const phema_profile *r, int j, int64_t t_last) {
+/* A target may end after the last snapshot (posthoc-ema --at between snapshot times uses only
+ * the snapshots before it): no stored profile reaches (t_last, t_r], so that part of the target
+ * is simply not reconstructed; the weights are those of the target restricted to [0, t_last], and
+ * the response error includes the uncovered tail (tail_norm2 below). */
+static ec_status check_target(const phema_profile *r, int j) {
   ec_status st = phema_profile_check(r);
   if (st) return ec_err_context(st, "target %d", j);
-  if (r->t > t_last)
-    return ec_err(EC_EINVAL, "target %d: time %lld is later than the last snapshot (%lld)", j,
-                  (long long)r->t, (long long)t_last);
   return EC_OK;
+}
+
+/* ∫ p_r² over (t_last, t_r], the part of a target no snapshot covers (0 when t_r <= t_last). */
+static double tail_norm2(const phema_profile *r, int64_t t_last) {
+  if (r->t <= t_last) return 0;
+  if (r->kind == PHEMA_POWER) /* ‖p_r‖² (1 − (t_last/t_r)^(2γ+1)) */
+    return phema_norm2(r) * -expm1((2 * r->gamma + 1) * phema_log_ratio(t_last, r->t));
+  double k = ln2 / r->half_life, c = k / -expm1(-k * (double)r->t); /* C of the profile */
+  return c * c * -expm1(-2 * k * (double)(r->t - t_last)) / (2 * k);
 }
 
 /* ---- the target density on an interval ------------------------------------------------------
@@ -262,6 +272,7 @@ static double response_error_layout(const layout *L, const double *x, int stride
     /* ∫_{I_j} (p* − p_r)² dτ = acc / T_j; scaled by t_r to stay O(1). */
     total += acc * ((double)r->t / (double)Tj);
   }
+  total += (double)r->t * tail_norm2(r, L->T[m - 1]);
   return sqrt(total / ((double)r->t * phema_norm2(r)));
 }
 
@@ -270,7 +281,7 @@ ec_status phema_response_error(const int64_t *t, const double *gamma, int n, con
   layout L;
   ec_status st = layout_build(&L, t, gamma, n);
   if (st) return st;
-  if ((st = check_target(r, 0, L.T[L.m - 1]))) goto done;
+  if ((st = check_target(r, 0))) goto done;
   double *beta = ec_mallocarray((size_t)L.m * L.q, sizeof *beta);
   if (!beta) {
     st = EC_ENOMEM;
@@ -747,7 +758,7 @@ ec_status phema_solve(const int64_t *t, const double *gamma, int n, const phema_
     goto done;
   }
   for (int j = 0; j < k; j++)
-    if ((st = check_target(&targets[j], j, L.T[L.m - 1]))) goto done;
+    if ((st = check_target(&targets[j], j))) goto done;
   if (opts->tikhonov < 0 && opts->tikhonov != PHEMA_TIKHONOV_AUTO) {
     st = ec_err(EC_EINVAL, "Tikhonov lambda %g is negative", opts->tikhonov);
     goto done;

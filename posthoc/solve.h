@@ -28,8 +28,9 @@
  * Input rules (EC_EINVAL, one message naming the offending entry): n ≥ 1, k ≥ 1; stored times
  * > 0 (the caller drops t ≤ 0 snapshots, as EDM2 does: a profile ending at 0 is 0/0); stored
  * γ in (0, PHEMA_GAMMA_MAX]; no two stored profiles with the same time and a γ equal to within
- * 1e-12 relative (the Gram matrix would be singular); valid targets no later than the last
- * snapshot. EC_ESINGULAR: dgesv finds A singular, dgelsd does not converge, or a column's weights
+ * 1e-12 relative (the Gram matrix would be singular); valid targets. A target may end after the
+ * last snapshot: the weights then fit its part up to the last snapshot, and rel_error includes
+ * the part no snapshot covers. EC_ESINGULAR: dgesv finds A singular, dgelsd does not converge, or a column's weights
  * sum to ~0 so Σx = 1 normalisation is impossible. */
 #ifndef EDM2C_POSTHOC_SOLVE_H
 #define EDM2C_POSTHOC_SOLVE_H
@@ -109,7 +110,8 @@ int phema_layout_regular(const int64_t *t, const double *gamma, int n, int *p);
  * layout, without the cancellation of the closed form: on each interval between consecutive
  * snapshot times the reconstruction is Σ_g β_g τ^g, so the residual is evaluated pointwise and
  * its square integrated with Gauss–Legendre panels. Relative accuracy ~1e-10 for errors down to
- * ~1e-12 (see docs/posthoc-solver.md). The target must end no later than the last snapshot. */
+ * ~1e-12 (see docs/posthoc-solver.md). A target ending after the last snapshot counts its
+ * uncovered tail, ∫ p_r² over (t_last, t_r], in full. */
 ec_status phema_response_error(const int64_t *t, const double *gamma, int n, const double *x,
                                int stride, const phema_profile *r, double *rel_error);
 
