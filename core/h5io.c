@@ -19,6 +19,12 @@ enum { PIECE_ELEMS = 1 << 20 };
  * default chunk cache holds one and a slice read decompresses little it does not need. */
 enum { CHUNK_BYTES = 1 << 20 };
 
+/* HDF5 1.10 crashes at exit when it tries to close again a file whose H5Fclose failed (a full
+ * disk while flushing): it keeps the half-closed file in its table. Our programs close every file
+ * they open explicitly, so HDF5's own clean-up at exit is not needed; turn it off before the
+ * first HDF5 call of the process (H5dont_atexit must come first, hence a constructor). */
+__attribute__((constructor)) static void no_hdf5_atexit(void) { H5dont_atexit(); }
+
 /* HDF5 keeps its error stack (and its auto-print setting) per thread. */
 static void quiet_hdf5(void) {
   static _Thread_local int done;
@@ -159,9 +165,23 @@ ec_status h5io_file_open(const char *path, hid_t *file) {
     return ec_err(EC_EFORMAT, "%s is not an HDF5 file (%lld bytes; no HDF5 signature)", path,
                   (long long)st.st_size);
   }
-  *file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (*file < 0) return h5fail(EC_EFORMAT, H5I_INVALID_HID, path, "cannot open HDF5 file");
-  return EC_OK;
+  /* A small metadata cache: readers keep hundreds of snapshot files open at once, and HDF5's
+   * default (2 MiB initial size) would cost about 2 MiB of memory per file. */
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5AC_cache_config_t mdc;
+  mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+  if (H5Pget_mdc_config(fapl, &mdc) >= 0) {
+    mdc.set_initial_size = 1;
+    mdc.initial_size = 64 * 1024;
+    mdc.min_size = 64 * 1024;
+    mdc.max_size = 4 * 1024 * 1024;
+    H5Pset_mdc_config(fapl, &mdc);
+  }
+  H5Pset_evict_on_close(fapl, 1); /* metadata of closed objects leaves the cache */
+  *file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  ec_status s = *file < 0 ? h5fail(EC_EFORMAT, H5I_INVALID_HID, path, "cannot open HDF5 file") : EC_OK;
+  H5Pclose(fapl);
+  return s;
 }
 
 ec_status h5io_file_close(hid_t *file) {
@@ -700,10 +720,11 @@ static ec_status write_range(hid_t dset, const ec_shape *shape, hid_t mtype, con
   return transfer_range(dset, shape, mtype, (void *)data, offset, count, 1);
 }
 
-ec_status h5io_write_tensor(hid_t loc, const char *name, const ec_shape *shape,
-                            ec_dtype file_dtype, ec_dtype mem_dtype, const void *data,
-                            unsigned flags) {
+ec_status h5io_dset_create(hid_t loc, const char *name, const ec_shape *shape, ec_dtype file_dtype,
+                           ec_dtype mem_dtype, unsigned flags, h5io_dset *d) {
   quiet_hdf5();
+  memset(d, 0, sizeof *d);
+  d->id = H5I_INVALID_HID;
   hid_t ftype = file_type_of(file_dtype);
   if (ftype < 0)
     return ec_err(EC_EINVAL, "%s: cannot store %s in HDF5", where_child(loc, name),
@@ -722,32 +743,53 @@ ec_status h5io_write_tensor(hid_t loc, const char *name, const ec_shape *shape,
     h5io_chunk_shape(shape, ec_dtype_size(file_dtype), chunk);
     H5Pset_chunk(dcpl, shape->ndim, chunk);
     H5Pset_fletcher32(dcpl);
+    d->chunked = d->checksummed = 1;
   }
-  hid_t dset = H5Dcreate2(loc, name, ftype, space, lcpl, dcpl, H5P_DEFAULT);
-  ec_status s = dset < 0 ? h5fail(EC_EHDF5, loc, name, "cannot create dataset") : EC_OK;
+  d->id = H5Dcreate2(loc, name, ftype, space, lcpl, dcpl, H5P_DEFAULT);
+  ec_status s = d->id < 0 ? h5fail(EC_EHDF5, loc, name, "cannot create dataset") : EC_OK;
   h5io_close(&lcpl);
   h5io_close(&dcpl);
   h5io_close(&space);
-  if (s) return s;
-  if (numel > 0 && (file_dtype == mem_dtype || (file_dtype != EC_F16 && mem_dtype != EC_F16 &&
-                                                mem_dtype != EC_BF16))) {
+  d->shape = *shape;
+  d->numel = numel;
+  d->dtype = file_dtype;
+  return s;
+}
+
+ec_status h5io_dset_write(const h5io_dset *d, ec_dtype mem_dtype, const void *data, int64_t offset,
+                          int64_t count) {
+  quiet_hdf5();
+  EC_ASSERTF(offset >= 0 && count >= 0 && offset + count <= d->numel,
+             "h5io_dset_write: range [%lld, %lld) outside %lld elements", (long long)offset,
+             (long long)(offset + count), (long long)d->numel);
+  if (count == 0) return EC_OK;
+  ec_dtype file_dtype = d->dtype;
+  hid_t ftype = file_type_of(file_dtype);
+  if (file_dtype == mem_dtype || (file_dtype != EC_F16 && mem_dtype != EC_F16 && mem_dtype != EC_BF16))
     /* Same type, or a conversion HDF5 does exactly (float <-> double). */
-    s = write_range(dset, shape, mem_dtype == file_dtype ? ftype : mem_type_of(mem_dtype), data, 0,
-                    numel);
-  } else if (numel > 0) {
-    /* Our own rounding (round to nearest even, as numpy), through a bounded buffer. */
-    int64_t piece = numel < PIECE_ELEMS ? numel : PIECE_ELEMS;
-    void *buf = ec_malloc((size_t)piece * ec_dtype_size(file_dtype));
-    if (!buf) s = EC_ENOMEM;
-    for (int64_t done = 0; done < numel && !s; done += piece) {
-      int64_t n = numel - done < piece ? numel - done : piece;
-      ec_convert(buf, file_dtype, (const char *)data + (size_t)done * ec_dtype_size(mem_dtype),
-                 mem_dtype, (size_t)n);
-      s = write_range(dset, shape, ftype, buf, done, n);
-    }
-    ec_freep(&buf);
+    return write_range(d->id, &d->shape, mem_dtype == file_dtype ? ftype : mem_type_of(mem_dtype),
+                       data, offset, count);
+  /* Our own rounding (round to nearest even, as numpy), through a bounded buffer. */
+  int64_t piece = count < PIECE_ELEMS ? count : PIECE_ELEMS;
+  void *buf = ec_malloc((size_t)piece * ec_dtype_size(file_dtype));
+  ec_status s = buf ? EC_OK : EC_ENOMEM;
+  for (int64_t done = 0; done < count && !s; done += piece) {
+    int64_t n = count - done < piece ? count - done : piece;
+    ec_convert(buf, file_dtype, (const char *)data + (size_t)done * ec_dtype_size(mem_dtype),
+               mem_dtype, (size_t)n);
+    s = write_range(d->id, &d->shape, ftype, buf, offset + done, n);
   }
-  h5io_close(&dset);
+  ec_freep(&buf);
+  return s;
+}
+
+ec_status h5io_write_tensor(hid_t loc, const char *name, const ec_shape *shape,
+                            ec_dtype file_dtype, ec_dtype mem_dtype, const void *data,
+                            unsigned flags) {
+  h5io_dset d;
+  ec_status s = h5io_dset_create(loc, name, shape, file_dtype, mem_dtype, flags, &d);
+  if (!s) s = h5io_dset_write(&d, mem_dtype, data, 0, d.numel);
+  h5io_dset_close(&d);
   return s;
 }
 

@@ -85,6 +85,15 @@ enum {
 ec_status h5io_write_tensor(hid_t loc, const char *name, const ec_shape *shape,
                             ec_dtype file_dtype, ec_dtype mem_dtype, const void *data,
                             unsigned flags);
+/* Creates dataset `name` for streaming writes (flags as above); `mem_dtype` is the type later
+ * writes will pass, checked now. Close with h5io_dset_close. */
+ec_status h5io_dset_create(hid_t loc, const char *name, const ec_shape *shape, ec_dtype file_dtype,
+                           ec_dtype mem_dtype, unsigned flags, h5io_dset *d);
+/* Writes elements [offset, offset + count) of the flattened dataset. Writing whole chunks (see
+ * h5io_chunk_shape) avoids HDF5 caching partial ones. */
+ec_status h5io_dset_write(const h5io_dset *d, ec_dtype mem_dtype, const void *data, int64_t offset,
+                          int64_t count);
+
 /* Opens `name`, checks it has exactly `numel` elements, reads it whole as `mem`. */
 ec_status h5io_read_tensor(hid_t loc, const char *name, ec_dtype mem, void *out, int64_t numel);
 

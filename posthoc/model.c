@@ -16,6 +16,7 @@ struct model_writer {
   ec_atomic out;
   hid_t file, params, buffers;
   ec_dtype dtype;
+  h5io_dset cur; /* the parameter being streamed, if any */
 };
 
 hid_t model_writer_file(model_writer *w) { return w->file; }
@@ -23,6 +24,7 @@ hid_t model_writer_file(model_writer *w) { return w->file; }
 void model_writer_abort(model_writer **pw) {
   model_writer *w = *pw;
   if (!w) return;
+  h5io_dset_close(&w->cur);
   h5io_close(&w->params);
   h5io_close(&w->buffers);
   h5io_close(&w->file);
@@ -37,7 +39,7 @@ ec_status model_writer_open(model_writer **pw, const char *path, const model_met
                   ec_dtype_name(meta->dtype));
   model_writer *w = ec_calloc(1, sizeof *w);
   if (!w) return EC_ENOMEM;
-  w->file = w->params = w->buffers = H5I_INVALID_HID;
+  w->file = w->params = w->buffers = w->cur.id = H5I_INVALID_HID;
   w->dtype = meta->dtype;
   ec_status s = ec_atomic_begin(&w->out, path, flags);
   if (s) {
@@ -64,6 +66,32 @@ ec_status model_writer_add_param(model_writer *w, const char *name, const ec_sha
   return h5io_write_tensor(w->params, name, shape, w->dtype, mem_dtype, data, H5IO_CHECKSUM);
 }
 
+ec_status model_writer_begin_param(model_writer *w, const char *name, const ec_shape *shape,
+                                   ec_dtype mem_dtype) {
+  EC_ASSERTF(w->cur.id < 0, "model_writer_begin_param: %s: the previous parameter is not ended", name);
+  return h5io_dset_create(w->params, name, shape, w->dtype, mem_dtype, H5IO_CHECKSUM, &w->cur);
+}
+
+ec_status model_writer_write(model_writer *w, ec_dtype mem_dtype, const void *data, int64_t offset,
+                             int64_t count) {
+  EC_ASSERT(w->cur.id >= 0);
+  return h5io_dset_write(&w->cur, mem_dtype, data, offset, count);
+}
+
+ec_status model_writer_end_param(model_writer *w) {
+  h5io_dset_close(&w->cur);
+  return EC_OK;
+}
+
+int64_t model_writer_chunk_elems(const model_writer *w, const ec_shape *shape) {
+  hsize_t c[EC_MAX_DIMS];
+  if (shape->ndim == 0) return 1;
+  h5io_chunk_shape(shape, ec_dtype_size(w->dtype), c);
+  int64_t n = 1;
+  for (int i = 0; i < shape->ndim; i++) n *= (int64_t)c[i];
+  return n;
+}
+
 ec_status model_writer_add_buffer(model_writer *w, const char *name, const ec_shape *shape,
                                   const float *data) {
   ec_status s;
@@ -74,6 +102,7 @@ ec_status model_writer_add_buffer(model_writer *w, const char *name, const ec_sh
 ec_status model_writer_close(model_writer **pw) {
   model_writer *w = *pw;
   if (!w) return EC_OK;
+  h5io_dset_close(&w->cur);
   h5io_close(&w->params);
   h5io_close(&w->buffers);
   ec_status s = h5io_file_close(&w->file);

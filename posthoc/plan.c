@@ -149,7 +149,7 @@ static ec_status build_targets(plan *p, const plan_args *a) {
     ec_freep(&sig);
     return s;
   }
-  p->targets = ec_calloc((size_t)(nsig + nhl) + 1, sizeof *p->targets);
+  p->targets = ec_calloc((size_t)(nsig + nhl + a->nextra) + 1, sizeof *p->targets);
   if (!p->targets) s = EC_ENOMEM;
   for (int i = 0; !s && i < nsig; i++) {
     plan_target *t = &p->targets[p->ntargets++];
@@ -159,7 +159,13 @@ static ec_status build_targets(plan *p, const plan_args *a) {
   for (int i = 0; !s && i < nhl; i++) {
     plan_target *t = &p->targets[p->ntargets++];
     if ((s = phema_profile_exp(&t->profile, p->at, hl[i]))) ec_err_context(s, "--half-life");
-    snprintf(t->label, sizeof t->label, "hl-%.0f", hl[i]);
+    snprintf(t->label, sizeof t->label, "hl%.0f", hl[i]);
+  }
+  p->nmain = p->ntargets;
+  for (int i = 0; !s && i < a->nextra; i++) {
+    plan_target *t = &p->targets[p->ntargets++];
+    if ((s = phema_profile_power(&t->profile, p->at, a->extra_sigma[i]))) ec_err_context(s, "--tensor-sigma");
+    snprintf(t->label, sizeof t->label, "rule-%.3f", a->extra_sigma[i]);
   }
   ec_freep(&sig);
   ec_freep(&hl);
@@ -214,7 +220,7 @@ ec_status plan_build(plan *p, const plan_args *a) {
     for (int k = 0; k < p->ntargets && len < 400; k++)
       len += snprintf(legend + len, sizeof legend - (size_t)len, "%s %d = %s %s", k ? "," : "", k,
                       p->targets[k].profile.kind == PHEMA_POWER ? "sigma_rel" : "half-life",
-                      p->targets[k].profile.kind == PHEMA_POWER ? p->targets[k].label : p->targets[k].label + 3);
+                      p->targets[k].profile.kind == PHEMA_POWER ? p->targets[k].label : p->targets[k].label + 2);
     if (len >= 400) snprintf(legend + len, sizeof legend - (size_t)len, ", ...");
     ec_err_context(s, "%s", legend);
   }

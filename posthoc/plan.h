@@ -20,6 +20,10 @@ typedef struct {
   int64_t at;                 /* target time in images; -1: the latest usable snapshot */
   const char *use_profiles;   /* stored profiles to use (EDM2 list syntax), NULL: all */
   phema_solve_opts solve;
+  /* Further power targets solved after the main ones (per-tensor rules); not de-duplicated
+   * against them. */
+  const double *extra_sigma;
+  int nextra;
 } plan_args;
 
 void plan_args_init(plan_args *a);
@@ -33,7 +37,7 @@ typedef struct {
 
 typedef struct {
   phema_profile profile; /* its t is the plan's `at` */
-  char label[48];        /* "0.130" or "hl-2097152" (as in output file names) */
+  char label[48];        /* "0.130" or "hl2097152" (as in output file names) */
 } plan_target;
 
 typedef struct {
@@ -46,8 +50,9 @@ typedef struct {
   double *profiles;   /* their sigma_rel values */
   int ninputs;
   plan_input *inputs; /* sorted by (nimg, sigma_rel) */
-  int ntargets;
-  plan_target *targets; /* power targets by sigma_rel, then exponential by half-life */
+  int ntargets, nmain;
+  plan_target *targets; /* power targets by sigma_rel, then exponential by half-life (nmain),
+                         * then the extra ones ("rule-0.200") */
   double *x;            /* weights, row-major ninputs x ntargets */
   phema_diag *diag;     /* ntargets */
 } plan;

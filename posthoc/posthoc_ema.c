@@ -2,6 +2,7 @@
  *
  *   posthoc-ema --list [--snapshots DIR] [--json] [--quick]
  *   posthoc-ema --solve-only --sigma-rel LIST [--half-life LIST] [--at NIMG] [--json] ...
+ *   posthoc-ema --sigma-rel LIST [--half-life LIST] [--at NIMG] [--out DIR] ...   (reconstruct)
  *
  * Run it in a training run directory. This file parses the command line and dispatches; each
  * mode lives in its own cmd_*.c. */
@@ -12,12 +13,17 @@
 #include "core/cli.h"
 #include "edm2c_config.h"
 #include "posthoc/cmd_list.h"
+#include "posthoc/cmd_reconstruct.h"
 #include "posthoc/cmd_solve.h"
 
 enum {
   OPT_LIST, OPT_SOLVE_ONLY, OPT_SIGMA, OPT_HALF_LIFE, OPT_AT, OPT_SNAPSHOTS, OPT_USE_PROFILES,
-  OPT_METHOD, OPT_NO_NORMALIZE, OPT_REGULARIZE, OPT_JSON, OPT_QUICK, OPT_QUIET, OPT_HELP, OPT_VERSION
+  OPT_METHOD, OPT_NO_NORMALIZE, OPT_REGULARIZE, OPT_JSON, OPT_QUICK, OPT_QUIET, OPT_HELP, OPT_VERSION,
+  OPT_OUT, OPT_FORMAT, OPT_DTYPE, OPT_TENSOR_SIGMA, OPT_MEM_LIMIT, OPT_THREADS, OPT_SKIP_EXISTING,
+  OPT_FORCE, OPT_ACCUMULATE
 };
+
+enum { MAX_RULES = 256 };
 
 static const ec_cli_opt options[] = {
     {"list", 0, OPT_LIST, NULL,
@@ -51,6 +57,23 @@ static const ec_cli_opt options[] = {
      "Tikhonov regularisation (A + LAMBDA*lambda_max(A)*I)x = b, off by default; auto uses 1e-6 "
      "for targets with |x|_2 > 5 from float16 snapshots (less amplified rounding, at the cost of "
      "response error)"},
+    {"out", 1, OPT_OUT, "DIR",
+     "where reconstructions go (default ./phema; created if missing): one model per target, "
+     "phema-<nimg, 12 digits>-<sigma_rel, 3 decimals>.h5, or -hl<half-life>.h5"},
+    {"format", 1, OPT_FORMAT, "h5|safetensors",
+     "output format (default h5, the edm2c model format; safetensors for PyTorch: names unchanged, "
+     "provenance in __metadata__)"},
+    {"dtype", 1, OPT_DTYPE, "float32|float16", "parameter type of the outputs (default float32)"},
+    {"tensor-sigma", 1, OPT_TENSOR_SIGMA, "GLOB=SIGMA",
+     "per-tensor EMA length, repeatable: parameters whose name matches GLOB use SIGMA instead of "
+     "the target; the last matching rule wins; outputs are named <target>-t<hash of the rules>"},
+    {"mem-limit", 1, OPT_MEM_LIMIT, "SIZE",
+     "memory budget (default 4GiB): slices are sized to stay under it, whatever the model size"},
+    {"threads", 1, OPT_THREADS, "N", "threads for the matrix products (default: all cores)"},
+    {"skip-existing", 0, OPT_SKIP_EXISTING, NULL, "keep outputs that exist and reconstruct the rest (EDM2's --skip)"},
+    {"force", 0, OPT_FORCE, NULL, "overwrite outputs that exist (default: refuse)"},
+    {"accumulate", 1, OPT_ACCUMULATE, "float32|float64",
+     "precision of the weighted sums (default float32)"},
     {"json", 0, OPT_JSON, NULL, "print JSON on stdout (formats: docs/formats.md)"},
     {"quick", 0, OPT_QUICK, NULL, "with --list: read metadata only (no checksum verification)"},
     {"quiet", 0, OPT_QUIET, NULL, "no progress bar"},
@@ -62,8 +85,9 @@ static const ec_cli_opt options[] = {
 static const char description[] =
     "Post-hoc EMA (Karras et al., EDM2, CVPR 2024, section 3): the trainer stores snapshots of two "
     "power-function EMAs (sigma_rel 0.05 and 0.10) as HDF5 files snapshots/snapshot-<nimg>.h5; "
-    "this tool checks them and solves for the weights that combine them into any other EMA "
-    "length. Reconstruction of the weighted models arrives in a later version.\n"
+    "this tool checks them, solves for the weights that combine them into any other EMA length, "
+    "and writes those models in one streaming pass over the snapshots, for any number of targets "
+    "(posthoc-ema --sigma-rel 0.13 in a run directory writes phema/phema-<nimg>-0.130.h5).\n"
     "Problems are printed on stderr, one line each, naming the file and tensor. Exit status: 0 ok, "
     "1 bad input (a bad value or list, a problem with the snapshots), 2 usage error.";
 
@@ -81,12 +105,20 @@ int main(int argc, char **argv) {
                 .synopsis = "--list [--snapshots DIR] [--json] [--quick] [--quiet]\n"
                             "--solve-only --sigma-rel LIST [--half-life LIST] [--at NIMG] "
                             "[--snapshots DIR] [--use-profiles LIST] [--method NAME] "
-                            "[--no-normalize] [--regularize auto|LAMBDA] [--json]",
+                            "[--no-normalize] [--regularize auto|LAMBDA] [--json]\n"
+                            "--sigma-rel LIST [--half-life LIST] [--at NIMG] [--snapshots DIR] "
+                            "[--out DIR] [--format h5|safetensors] [--dtype float32|float16] "
+                            "[--tensor-sigma GLOB=SIGMA ...] [--mem-limit SIZE] [--threads N] "
+                            "[--use-profiles LIST] [--skip-existing | --force] [--json] [--quiet]",
                 .description = description,
                 .opts = options};
   list_args la = {0};
+  recon_args ra;
+  recon_args_init(&ra);
   plan_args pa;
   plan_args_init(&pa);
+  const char *rules[MAX_RULES];
+  int nrules = 0;
   int list = 0, solve = 0, json = 0;
   ec_status st = EC_OK;
   const char *arg;
@@ -108,6 +140,43 @@ int main(int argc, char **argv) {
       else if (!(st = ec_parse_f64("--regularize", arg, &pa.solve.tikhonov)) && pa.solve.tikhonov <= 0)
         st = ec_err(EC_EINVAL, "--regularize: LAMBDA must be positive (or 'auto')");
       break;
+    case OPT_OUT: ra.out_dir = arg; break;
+    case OPT_FORMAT:
+      if (!strcmp(arg, "h5"))
+        ra.format = RECON_H5;
+      else if (!strcmp(arg, "safetensors"))
+        ra.format = RECON_SAFETENSORS;
+      else
+        st = ec_err(EC_EINVAL, "--format: '%s' is not h5 or safetensors", arg);
+      break;
+    case OPT_DTYPE:
+      if (!strcmp(arg, "float32"))
+        ra.out_dtype = EC_F32;
+      else if (!strcmp(arg, "float16"))
+        ra.out_dtype = EC_F16;
+      else
+        st = ec_err(EC_EINVAL, "--dtype: '%s' is not float32 or float16", arg);
+      break;
+    case OPT_TENSOR_SIGMA:
+      if (nrules == MAX_RULES)
+        st = ec_err(EC_EINVAL, "--tensor-sigma: at most %d rules", MAX_RULES);
+      else
+        rules[nrules++] = arg;
+      break;
+    case OPT_MEM_LIMIT: st = ec_parse_size("--mem-limit", arg, &ra.mem_limit); break;
+    case OPT_THREADS: {
+      int64_t n;
+      if (!(st = ec_parse_int_range("--threads", arg, 1, 4096, &n))) ra.threads = (int)n;
+      break;
+    }
+    case OPT_SKIP_EXISTING: ra.skip_existing = 1; break;
+    case OPT_FORCE: ra.force = 1; break;
+    case OPT_ACCUMULATE:
+      if (!strcmp(arg, "float32") || !strcmp(arg, "float64"))
+        ra.accumulate_f64 = !strcmp(arg, "float64");
+      else
+        st = ec_err(EC_EINVAL, "--accumulate: '%s' is not float32 or float64", arg);
+      break;
     case OPT_JSON: json = la.json = 1; break;
     case OPT_QUICK: la.quick = 1; break;
     case OPT_QUIET: la.quiet = 1; break;
@@ -125,8 +194,14 @@ int main(int argc, char **argv) {
   if (list + solve > 1) return ec_exit_code(ec_cli_usage(&cli, "--list and --solve-only exclude each other"));
   if (list) return cmd_list(&la, stdout, stderr);
   if (solve) return cmd_solve(&pa, json, stdout, stderr);
-  if (pa.sigma_rel || pa.half_life)
-    return ec_exit_code(ec_cli_usage(&cli, "reconstruction is not available in this version; "
-                                           "--solve-only prints the weights"));
-  return ec_exit_code(ec_cli_usage(&cli, "nothing to do: give --list or --solve-only"));
+  if (ra.skip_existing && ra.force)
+    return ec_exit_code(ec_cli_usage(&cli, "--skip-existing and --force exclude each other"));
+  if (pa.sigma_rel || pa.half_life) {
+    ra.plan = pa;
+    ra.quiet = la.quiet;
+    ra.rules = rules;
+    ra.nrules = nrules;
+    return cmd_reconstruct(&ra, json, stdout, stderr);
+  }
+  return ec_exit_code(ec_cli_usage(&cli, "nothing to do: give --sigma-rel LIST, --list or --solve-only"));
 }

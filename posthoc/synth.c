@@ -100,8 +100,8 @@ static double noise(uint64_t seed, uint64_t i, uint64_t k) {
   return (double)(z >> 11) * 0x1.0p-52 - 1.0;
 }
 
-enum { OPT_OUT, OPT_COUNT, OPT_EVERY, OPT_BATCH, OPT_EMA, OPT_CHANNELS, OPT_DTYPE, OPT_SEED,
-       OPT_FORCE, OPT_QUIET, OPT_HELP, OPT_VERSION };
+enum { OPT_OUT, OPT_COUNT, OPT_EVERY, OPT_BATCH, OPT_EMA, OPT_CHANNELS, OPT_PARAMS, OPT_FAST, OPT_DTYPE,
+       OPT_SEED, OPT_FORCE, OPT_QUIET, OPT_HELP, OPT_VERSION };
 
 static const ec_cli_opt options[] = {
     {"out", 1, OPT_OUT, "DIR", "snapshot directory to write (created if missing; required)"},
@@ -110,6 +110,11 @@ static const ec_cli_opt options[] = {
     {"batch", 1, OPT_BATCH, "N", "images per training step; must divide --every (default 1024)"},
     {"ema", 1, OPT_EMA, "LIST", "tracked EMA profiles as sigma_rel values (default 0.050,0.100)"},
     {"channels", 1, OPT_CHANNELS, "C", "width of the simulated network (default 8)"},
+    {"params", 1, OPT_PARAMS, "N",
+     "pick the width whose table has at least N trainable parameters (e.g. 125M for EDM2-XS's size)"},
+    {"fast", 0, OPT_FAST, NULL,
+     "for benchmarks: write closed-form values per snapshot instead of simulating every step, "
+     "in memory of one tensor (the profiles are then not exact EMAs of one trajectory)"},
     {"dtype", 1, OPT_DTYPE, "TYPE", "float16 (default, as EDM2) or float32"},
     {"seed", 1, OPT_SEED, "N", "random seed of the trajectory (default 0)"},
     {"force", 0, OPT_FORCE, NULL, "write even if DIR already holds snapshots (replacing those of the same times)"},
@@ -121,12 +126,66 @@ static const ec_cli_opt options[] = {
 
 typedef struct {
   const char *out;
-  int64_t count, every, batch, channels, seed;
+  int64_t count, every, batch, channels, seed, params;
+  int fast;
   ec_dtype dtype;
   double *sigma;
   int nsigma;
   int force, quiet;
 } synth_args;
+
+/* Trainable parameters of the table at width c. */
+static int64_t trainable(int c) {
+  synth_tensor tab[MAX_TENSORS];
+  int nt = make_table(tab, c);
+  int64_t n = 0;
+  for (int i = 0; i < nt; i++)
+    if (!tab[i].buffer) n += ec_shape_numel(&tab[i].shape);
+  return n;
+}
+
+/* Closed-form snapshot values for --fast: a smooth per-element drift towards a target, a profile
+ * dependent lag, and small noise; cheap and deterministic. */
+static void fast_values(float *out, int64_t first, int64_t n, uint64_t seed, int64_t t, int64_t total,
+                        double sigma) {
+  double u = (double)t / (double)total, lag = exp(-1.0 / (sigma * 40.0 + 1e-3));
+  for (int64_t j = 0; j < n; j++) {
+    uint64_t i = (uint64_t)(first + j);
+    double w0 = noise(seed, i, 0), target = noise(seed + 1, i, 0);
+    out[j] = (float)(target + (w0 - target) * (1 - u) * lag + 0.01 * noise(seed + 2, i, (uint64_t)t));
+  }
+}
+
+static ec_status run_fast(const synth_args *a, synth_tensor *tab, int nt, const int64_t *off,
+                          const char *config, float *out, ec_progress *bar) {
+  ec_status s = EC_OK;
+  int64_t total = a->count * a->every;
+  for (int64_t c = 1; c <= a->count && !s; c++) {
+    int64_t t = c * a->every;
+    snap_writer *sw;
+    snap_meta meta = {t, a->batch, "", config, a->dtype};
+    if ((s = snap_writer_open(&sw, a->out, &meta))) break;
+    for (int k = 0; k < a->nsigma && !s; k++) {
+      s = snap_writer_add_profile(sw, a->sigma[k]);
+      for (int i = 0; i < nt && !s; i++) {
+        if (tab[i].buffer) continue;
+        fast_values(out, off[i], off[i + 1] - off[i], (uint64_t)a->seed, t, total, a->sigma[k]);
+        s = snap_writer_add_tensor(sw, a->sigma[k], tab[i].name, &tab[i].shape, EC_F32, out);
+      }
+    }
+    for (int i = 0; i < nt && !s; i++) {
+      if (!tab[i].buffer) continue;
+      for (int64_t j = 0; j < off[i + 1] - off[i]; j++) out[j] = (float)noise((uint64_t)a->seed + 4, (uint64_t)(off[i] + j), 0);
+      s = snap_writer_add_buffer(sw, tab[i].name, &tab[i].shape, out);
+    }
+    if (s)
+      snap_writer_abort(&sw);
+    else
+      s = snap_writer_close(&sw);
+    ec_progress_update(bar, c);
+  }
+  return s;
+}
 
 static ec_status run(const synth_args *a) {
   synth_tensor tab[MAX_TENSORS];
@@ -154,6 +213,27 @@ static ec_status run(const synth_args *a) {
     return ec_err(EC_EEXIST, "%s already holds %d snapshot%s; refusing to mix runs (use --force)",
                   a->out, existing, existing == 1 ? "" : "s");
 
+  char *config = ec_asprintf("{\"synthetic\": true, \"generator\": \"posthoc-synth\", \"channels\": %lld, "
+                             "\"seed\": %lld, \"batch\": %lld, \"every\": %lld, \"fast\": %s}",
+                             (long long)a->channels, (long long)a->seed, (long long)a->batch,
+                             (long long)a->every, a->fast ? "true" : "false");
+  if (!config) return EC_ENOMEM;
+  if (a->fast) {
+    int64_t biggest = 1;
+    for (int i = 0; i < nt; i++) biggest = off[i + 1] - off[i] > biggest ? off[i + 1] - off[i] : biggest;
+    float *buf = ec_mallocarray((size_t)biggest, sizeof *buf);
+    ec_progress bar;
+    ec_progress_begin(&bar, "writing", a->count, 0, a->quiet);
+    s = buf ? run_fast(a, tab, nt, off, config, buf, &bar) : EC_ENOMEM;
+    ec_progress_end(&bar);
+    ec_freep(&buf);
+    ec_freep(&config);
+    if (!s && !a->quiet)
+      fprintf(stderr, "posthoc-synth: wrote %lld snapshots (--fast, %lld parameters per profile) to %s\n",
+              (long long)a->count, (long long)ntrainable, a->out);
+    return s;
+  }
+
   /* w: current weights; target: where each weight drifts; ema: one copy per profile. */
   double *w = ec_mallocarray((size_t)nparam, sizeof *w);
   double *target = ec_mallocarray((size_t)nparam, sizeof *target);
@@ -166,14 +246,6 @@ static ec_status run(const synth_args *a) {
   for (int64_t i = 0; i < nparam; i++) {
     w[i] = noise((uint64_t)a->seed, (uint64_t)i, 0);
     target[i] = noise((uint64_t)a->seed + 1, (uint64_t)i, 0);
-  }
-  char *config = ec_asprintf("{\"synthetic\": true, \"generator\": \"posthoc-synth\", \"channels\": %lld, "
-                             "\"seed\": %lld, \"batch\": %lld, \"every\": %lld}",
-                             (long long)a->channels, (long long)a->seed, (long long)a->batch,
-                             (long long)a->every);
-  if (!config) {
-    s = EC_ENOMEM;
-    goto done;
   }
   int64_t steps = a->count * (a->every / a->batch);
   ec_progress bar;
@@ -223,6 +295,7 @@ static ec_status run(const synth_args *a) {
             (long long)a->count, ec_format_nimg(every, sizeof every, a->every), (long long)ntrainable, a->out);
   }
 done:
+  ec_freep(&config);
   ec_freep(&w);
   ec_freep(&target);
   ec_freep(&ema);
@@ -240,7 +313,7 @@ int main(int argc, char **argv) {
                     "exact power-function EMA rule of the EDM2 trainer, and stored in the snapshot "
                     "format (docs/formats.md). For demos, tests and benchmarks of posthoc-ema.",
                 .opts = options};
-  synth_args a = {NULL, 16, 65536, 1024, 8, 0, EC_F16, NULL, 0, 0, 0};
+  synth_args a = {NULL, 16, 65536, 1024, 8, 0, 0, 0, EC_F16, NULL, 0, 0, 0};
   ec_status s = EC_OK;
   const char *arg, *ema = "0.050,0.100";
   ec_atomic_install_signal_cleanup();
@@ -251,7 +324,9 @@ int main(int argc, char **argv) {
     case OPT_EVERY: s = ec_parse_nimg("--every", arg, &a.every); break;
     case OPT_BATCH: s = ec_parse_int_range("--batch", arg, 1, INT64_MAX, &a.batch); break;
     case OPT_EMA: ema = arg; break;
-    case OPT_CHANNELS: s = ec_parse_int_range("--channels", arg, 1, 4096, &a.channels); break;
+    case OPT_CHANNELS: s = ec_parse_int_range("--channels", arg, 1, 16384, &a.channels); break;
+    case OPT_PARAMS: s = ec_parse_nimg("--params", arg, &a.params); break;
+    case OPT_FAST: a.fast = 1; break;
     case OPT_DTYPE:
       if (!strcmp(arg, "float16"))
         a.dtype = EC_F16;
@@ -269,6 +344,15 @@ int main(int argc, char **argv) {
     }
   }
   if (!s && !a.out) s = ec_cli_usage(&cli, "--out DIR is required");
+  if (!s && a.params > 0) { /* the smallest width with at least that many parameters */
+    int64_t lo = 1, hi = 16384;
+    if (trainable((int)hi) < a.params) s = ec_err(EC_EINVAL, "--params %lld: more than this table can hold", (long long)a.params);
+    while (!s && lo < hi) {
+      int64_t mid = (lo + hi) / 2;
+      if (trainable((int)mid) >= a.params) hi = mid; else lo = mid + 1;
+    }
+    a.channels = lo;
+  }
   if (!s && (a.every <= 0 || a.every % a.batch))
     s = ec_err(EC_EINVAL, "--every (%lld) must be a positive multiple of --batch (%lld)",
                (long long)a.every, (long long)a.batch);

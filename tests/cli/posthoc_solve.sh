@@ -110,5 +110,5 @@ expect "duplicate (t, sigma) pairs" 1 "duplicate nimg 16384 (also in snapshot-00
 
 # --- usage ----------------------------------------------------------------------------------
 expect "--list with --solve-only" 2 "exclude each other" -- "$POSTHOC_EMA" --list --solve-only
-expect "reconstruction not yet available" 2 "--solve-only prints the weights" -- "$POSTHOC_EMA" --sigma-rel 0.13 --snapshots "$dir"
+expect "nothing to do" 2 "nothing to do: give --sigma-rel LIST, --list or --solve-only" -- "$POSTHOC_EMA" --snapshots "$dir"
 finish
