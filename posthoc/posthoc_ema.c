@@ -6,6 +6,7 @@
  *
  * Run it in a training run directory. This file parses the command line and dispatches; each
  * mode lives in its own cmd_*.c. */
+#include <cblas.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -123,6 +124,9 @@ int main(int argc, char **argv) {
   ec_status st = EC_OK;
   const char *arg;
   ec_atomic_install_signal_cleanup();
+  /* The dense solves are small; OpenBLAS's idle worker threads would only spin (sched_yield)
+   * against the reconstruction's own threads. */
+  openblas_set_num_threads(1);
   for (int id; !st && (id = ec_cli_next(&cli, argc, argv, &arg)) != EC_CLI_END;) {
     switch (id) {
     case OPT_LIST: list = 1; break;

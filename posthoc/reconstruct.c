@@ -1,9 +1,12 @@
 /* The reconstruction engine; see reconstruct.h. */
 #include "reconstruct.h"
 
-#include <cblas.h>
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -14,18 +17,24 @@
 #include "core/atomic.h"
 #include "core/cli.h"
 #include "core/fs.h"
+#include "core/h5direct.h"
+#include "core/pool.h"
 #include "core/progress.h"
 #include "core/safetensors.h"
+#include "posthoc/combine.h"
 #include "posthoc/model.h"
 #include "posthoc/snapshot.h"
 #include "posthoc/tensor_rules.h"
 
 /* Memory the budget reserves besides the slice buffers: the program, HDF5 and OpenBLAS
- * (measured peak RSS of a tiny run: ~30 MiB), HDF5's metadata cache of each open snapshot
- * (~0.7 MiB measured; 1 MiB budgeted), and each output being written (metadata cache, one
- * chunk being assembled, conversion buffer). */
+ * (measured peak RSS of a tiny run: ~30 MiB); per snapshot, the chunk maps of its datasets
+ * (256 KiB budgeted; about 250 bytes per dataset plus 40 per chunk), or HDF5's metadata cache
+ * (~0.7 MiB measured, 1 MiB budgeted) for a snapshot whose data must be read through HDF5; per
+ * output being written, its metadata cache, one chunk being assembled and a conversion buffer;
+ * per reading thread, the scratch for one stored chunk (added when the maps are known). */
 #define FIXED_BYTES ((int64_t)48 << 20)
-#define PER_SNAPSHOT_BYTES ((int64_t)1 << 20)
+#define PER_SNAPSHOT_BYTES ((int64_t)256 << 10)
+#define PER_HDF5_SNAPSHOT_BYTES ((int64_t)1 << 20)
 #define PER_OUTPUT_BYTES ((int64_t)4 << 20)
 /* The smallest slice worth streaming: below it per-read overhead dominates. */
 #define MIN_SLICE 1024
@@ -174,11 +183,138 @@ static ec_status write_provenance(model_writer *w, const plan *p, const int *col
 
 /* ---- the engine ----------------------------------------------------------------------------- */
 
+/* One snapshot file among the inputs. Its datasets are mapped once (core/h5direct.h) and then
+ * read with pread from any thread; the HDF5 handle stays open only when some dataset cannot be
+ * mapped and must be read through HDF5 (serialised by HDF5's own lock). */
 typedef struct {
-  snap_file file;
-  int *tmap; /* tensor j of the reference table -> index in this file */
+  char *path;
+  int fd;
+  snap_file file; /* open while setting up; kept open only if `hdf5` */
+  int hdf5;
   int bytes_per_elem;
 } source;
+
+/* What every read of a slice needs, shared by the workers of the pool. */
+typedef struct {
+  const plan *p;
+  source *src;
+  const int *src_of;     /* input -> source */
+  int *prof_of;          /* input -> profile index in its source (for the HDF5 path) */
+  int **tmap_of;         /* source -> (reference tensor -> index in that file) */
+  h5direct_map *maps;    /* input i, tensor j: maps[i * T + j] */
+  int T;
+  void **scratch;        /* per worker */
+  size_t scratch_size;
+  /* the slice being read */
+  int j;
+  int64_t off, len;
+  float *buf;            /* N x len */
+  /* the first failure */
+  atomic_int failed;
+  ec_status status;
+  char msg[1024];
+  pthread_mutex_t mu;
+} read_job;
+
+static void read_input(void *ctx, int64_t i, int worker) {
+  read_job *r = ctx;
+  if (atomic_load(&r->failed)) return;
+  const h5direct_map *m = &r->maps[(size_t)i * (size_t)r->T + (size_t)r->j];
+  source *sc = &r->src[r->src_of[i]];
+  float *dst = r->buf + (size_t)i * (size_t)r->len;
+  ec_status st = m->mappable
+                     ? h5direct_read(m, sc->fd, r->off, r->len, dst, r->scratch[worker], r->scratch_size)
+                     : snap_read(&sc->file, r->prof_of[i], r->tmap_of[r->src_of[i]][r->j], r->off, r->len, dst);
+  if (st) {
+    pthread_mutex_lock(&r->mu);
+    if (!atomic_load(&r->failed)) {
+      r->status = st;
+      snprintf(r->msg, sizeof r->msg, "%s", ec_errmsg());
+      atomic_store(&r->failed, 1);
+    }
+    pthread_mutex_unlock(&r->mu);
+  }
+}
+
+/* Combining one slice, split by columns across the pool. */
+typedef struct {
+  const float *w;   /* [K][N], or NULL when dw is used */
+  const double *dw; /* float64 accumulation */
+  int K, N;
+  const float *in;  /* [N][len] */
+  int64_t len;
+  float *out;       /* [K][len] */
+  int blocks;
+} combine_job;
+
+static void combine_block(void *ctx, int64_t blk, int worker) {
+  combine_job *c = ctx;
+  int64_t per = (c->len + c->blocks - 1) / c->blocks;
+  per = (per + 63) / 64 * 64; /* whole cache lines per block */
+  int64_t e0 = blk * per, e1 = e0 + per < c->len ? e0 + per : c->len;
+  if (e0 >= e1) return;
+  if (c->dw)
+    combine_f64(c->dw, c->K, c->N, c->in, c->len, c->out, e0, e1);
+  else
+    combine_f32(c->w, c->K, c->N, c->in, c->len, c->out, e0, e1);
+}
+
+/* Raises the open-file limit to its hard maximum: a run keeps one descriptor per snapshot. */
+static void raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+/* Opens source `sc`, maps the datasets of its inputs, compares its buffers with the reference
+ * values `refbuf` (NULL for the reference itself), and closes HDF5 unless it is still needed. */
+static ec_status open_source(source *sc, const char *path, const plan *p, int first_input, int ninputs,
+                             const snap_file *ref, int **tmap, int *prof_of, h5direct_map *maps, int T,
+                             float **refbuf, FILE *err) {
+  ec_status s = snap_open(&sc->file, path);
+  if (s) return s;
+  sc->bytes_per_elem = (sc->file.dtypes_seen & (1 << EC_F32)) ? 4 : 2;
+  if (!(*tmap = ec_calloc((size_t)T, sizeof **tmap))) return EC_ENOMEM;
+  for (int j = 0; j < T && !s; j++) {
+    (*tmap)[j] = snap_find_tensor(&sc->file, ref->tensors[j].name);
+    if ((*tmap)[j] < 0) /* the directory check makes this impossible unless files changed */
+      s = ec_err(EC_EFORMAT, "%s: tensor %s missing", path, ref->tensors[j].name);
+  }
+  for (int i = first_input; i < first_input + ninputs && !s; i++) {
+    prof_of[i] = snap_find_profile(&sc->file, p->inputs[i].sigma_rel);
+    for (int j = 0; j < T && !s; j++) {
+      char dpath[1100];
+      h5io_dset d;
+      snprintf(dpath, sizeof dpath, "ema/%s/%s", sc->file.profiles[prof_of[i]].key,
+               sc->file.tensors[(*tmap)[j]].name);
+      if ((s = h5io_dset_open(sc->file.file, dpath, &d))) break;
+      s = h5direct_map_dataset(&d, &maps[(size_t)i * (size_t)T + (size_t)j]);
+      h5io_dset_close(&d);
+      if (!s && !maps[(size_t)i * (size_t)T + (size_t)j].mappable) sc->hdf5 = 1;
+    }
+  }
+  /* Buffers are copied, not averaged: they must agree across snapshots. */
+  for (int b = 0; b < ref->nbuffers && !s && refbuf; b++) {
+    int ob = snap_find_buffer(&sc->file, ref->buffers[b].name);
+    if (ob < 0 || sc->file.buffers[ob].numel != ref->buffers[b].numel) continue; /* checked earlier */
+    float *v = ec_mallocarray((size_t)ref->buffers[b].numel, sizeof *v);
+    if (!v) {
+      s = EC_ENOMEM;
+      break;
+    }
+    s = snap_read_buffer(&sc->file, ob, v);
+    if (!s && memcmp(v, refbuf[b], (size_t)ref->buffers[b].numel * sizeof *v))
+      fprintf(err, "posthoc-ema: warning: buffer %s differs between %s and %s; using the latter\n",
+              ref->buffers[b].name, path, ref->path);
+    ec_freep(&v);
+  }
+  if (!s && (sc->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    s = ec_err(EC_EIO, "cannot open %s: %s (too many snapshots for `ulimit -n`?)", path, strerror(errno));
+  if (!s && !sc->hdf5) snap_close(&sc->file);
+  return s;
+}
 
 ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err) {
   double t0 = now();
@@ -204,15 +340,24 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   if (!s) s = plan_build(p, &pa);
   for (int r = 0; !s && r < rules.n; r++) rule_col[r] += p->nmain;
 
-  source *src = NULL, *ref = NULL;
-  int nsrc = 0, *src_of = NULL; /* input i -> its source */
+  source *src = NULL;
+  snap_file reff, *ref = NULL;
+  memset(&reff, 0, sizeof reff);
+  reff.file = H5I_INVALID_HID;
+  int nsrc = 0, *src_of = NULL, *prof_of = NULL, **tmap_of = NULL;
+  h5direct_map *maps = NULL;
   out_writer *ow = NULL;
-  float *in = NULL, *out = NULL, *row = NULL, *wmat = NULL;
-  double *din = NULL, *dout = NULL, *dwmat = NULL;
+  float *inb[2] = {NULL, NULL}, *out = NULL, *wmat = NULL, **refbuf = NULL;
+  double *dwmat = NULL;
   int *colmap = NULL, *active = NULL;
   char *ema = NULL;
+  ec_pool *pool = NULL;
+  void **scratch = NULL;
   ec_progress bar = {0};
-  int K = 0, nactive = 0, N = 0, T = 0;
+  read_job rj;
+  memset(&rj, 0, sizeof rj);
+  pthread_mutex_init(&rj.mu, NULL);
+  int K = 0, nactive = 0, N = 0, T = 0, reading = 0, nthreads = a->threads > 0 ? a->threads : 1;
   if (s) goto done;
 
   /* The outputs: refuse existing ones unless --force or --skip-existing, before any work. */
@@ -253,42 +398,60 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   rep->ninputs = p->ninputs;
   if (nactive == 0) goto done; /* everything exists and --skip-existing: nothing to do */
 
-  /* Sources: one open snapshot per distinct time among the inputs; the reference (the latest)
-   * provides the tensor table, the buffers and the configuration. */
+  /* Sources: one per distinct snapshot among the inputs. The latest is the reference: its
+   * tensor table, buffers and configuration go into the outputs, and it is opened first so that
+   * the others' buffers can be compared with it. */
   N = p->ninputs;
   src = ec_calloc((size_t)N, sizeof *src);
   src_of = ec_calloc((size_t)N, sizeof *src_of);
-  if (!src || !src_of) {
+  prof_of = ec_calloc((size_t)N, sizeof *prof_of);
+  tmap_of = ec_calloc((size_t)N, sizeof *tmap_of);
+  if (!src || !src_of || !prof_of || !tmap_of) {
     s = EC_ENOMEM;
     goto done;
   }
-  for (int i = 0; i < N && !s; i++) {
+  for (int i = 0; i < N; i++) {
     if (i > 0 && p->inputs[i].snap == p->inputs[i - 1].snap) {
       src_of[i] = src_of[i - 1];
       continue;
     }
     src_of[i] = nsrc;
-    s = snap_open(&src[nsrc].file, p->dir.entries[p->inputs[i].snap].path);
-    if (!s) nsrc++;
-  }
-  if (s) goto done;
-  ref = &src[nsrc - 1];
-  rep->nsnapshots = nsrc;
-  rep->ntensors = ref->file.ntensors;
-  rep->params = snap_param_count(&ref->file);
-  T = ref->file.ntensors;
-  for (int f = 0; f < nsrc && !s; f++) {
-    source *sc = &src[f];
-    sc->bytes_per_elem = (sc->file.dtypes_seen & (1 << EC_F32)) ? 4 : 2;
-    if (!(sc->tmap = ec_calloc((size_t)T, sizeof *sc->tmap))) {
+    src[nsrc].fd = -1;
+    if (!(src[nsrc].path = ec_strdup(p->dir.entries[p->inputs[i].snap].path))) {
       s = EC_ENOMEM;
-      break;
+      goto done;
     }
-    for (int j = 0; j < T; j++) {
-      sc->tmap[j] = snap_find_tensor(&sc->file, ref->file.tensors[j].name);
-      if (sc->tmap[j] < 0) /* the directory check makes this impossible unless files changed */
-        s = ec_err(EC_EFORMAT, "%s: tensor %s missing", sc->file.path, ref->file.tensors[j].name);
-    }
+    nsrc++;
+  }
+  raise_nofile();
+  /* The reference's tables, buffers and configuration, open for the whole run (one file). */
+  if ((s = snap_open(&reff, src[nsrc - 1].path))) goto done;
+  ref = &reff;
+  T = ref->ntensors;
+  rep->nsnapshots = nsrc;
+  rep->ntensors = T;
+  rep->params = snap_param_count(ref);
+  if (!(maps = ec_calloc((size_t)N * (size_t)T, sizeof *maps)) ||
+      !(refbuf = ec_calloc((size_t)ref->nbuffers + 1, sizeof *refbuf))) {
+    s = EC_ENOMEM;
+    goto done;
+  }
+  for (int b = 0; b < ref->nbuffers && !s; b++) {
+    if (!(refbuf[b] = ec_mallocarray((size_t)ref->buffers[b].numel, sizeof **refbuf)))
+      s = EC_ENOMEM;
+    else
+      s = snap_read_buffer(ref, b, refbuf[b]);
+  }
+  /* Map every source's datasets. */
+  for (int f = 0; f < nsrc && !s; f++) {
+    int first = 0, cnt = 0;
+    for (int i = 0; i < N; i++)
+      if (src_of[i] == f) {
+        if (!cnt) first = i;
+        cnt++;
+      }
+    s = open_source(&src[f], src[f].path, p, first, cnt, ref, &tmap_of[f], prof_of, maps, T,
+                    f == nsrc - 1 ? NULL : refbuf, err);
   }
   if (s) goto done;
 
@@ -298,7 +461,7 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
     goto done;
   }
   for (int j = 0; j < T; j++) {
-    int r = tensor_rules_match(&rules, ref->file.tensors[j].name);
+    int r = tensor_rules_match(&rules, ref->tensors[j].name);
     colmap[j] = r;
     if (r >= 0) rules.rules[r].matches++;
   }
@@ -307,13 +470,19 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
       fprintf(err, "posthoc-ema: warning: --tensor-sigma '%s=%g' matches no tensor; it has no effect\n",
               rules.rules[r].glob, rules.rules[r].sigma_rel);
 
-  /* Slice size from the memory budget. */
-  int acc = a->accumulate_f64 ? 8 : 4;
+  /* Slice size from the memory budget: two input buffers (one being read while the other is
+   * combined), the outputs, and per-thread chunk scratch. */
+  size_t scratch_size = 64 << 10;
+  int nhdf5 = 0;
+  for (size_t m = 0; m < (size_t)N * (size_t)T; m++)
+    if (maps[m].mappable && maps[m].scratch_size > scratch_size) scratch_size = maps[m].scratch_size;
+  for (int f = 0; f < nsrc; f++) nhdf5 += src[f].hdf5;
   int64_t max_numel = 1;
   for (int j = 0; j < T; j++)
-    if (ref->file.tensors[j].numel > max_numel) max_numel = ref->file.tensors[j].numel;
-  int64_t fixed = FIXED_BYTES + (int64_t)nsrc * PER_SNAPSHOT_BYTES + (int64_t)nactive * PER_OUTPUT_BYTES;
-  int64_t per_elem = (int64_t)acc * (N + nactive) + 4 /* float row */ + (a->accumulate_f64 ? 4 : 0);
+    if (ref->tensors[j].numel > max_numel) max_numel = ref->tensors[j].numel;
+  int64_t fixed = FIXED_BYTES + (int64_t)nsrc * PER_SNAPSHOT_BYTES + (int64_t)nhdf5 * PER_HDF5_SNAPSHOT_BYTES +
+                  (int64_t)nactive * PER_OUTPUT_BYTES + (int64_t)nthreads * (int64_t)scratch_size;
+  int64_t per_elem = 2 * 4 * (int64_t)N + 4 * (int64_t)nactive;
   int64_t min_slice = max_numel < MIN_SLICE ? max_numel : MIN_SLICE;
   rep->budget_min = fixed + per_elem * min_slice;
   if (a->mem_limit < rep->budget_min) {
@@ -328,23 +497,31 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   }
   int64_t P = (a->mem_limit - fixed) / per_elem;
   if (P > max_numel) P = max_numel;
+  /* Slices larger than a stored chunk only cost memory (and page faults): cap them there. */
+  int64_t chunk_cap = 1 << 16;
+  for (size_t m = 0; m < (size_t)N * (size_t)T; m++)
+    for (int64_t e = 0; maps[m].mappable && e < maps[m].nextents; e++)
+      if (maps[m].extents[e].count > chunk_cap) chunk_cap = maps[m].extents[e].count;
+  if (P > chunk_cap) P = chunk_cap;
   rep->slice_elems = P;
 
-  in = ec_aligned_alloc((size_t)N * (size_t)P * sizeof *in);
-  row = ec_aligned_alloc((size_t)P * sizeof *row);
+  inb[0] = ec_aligned_alloc((size_t)N * (size_t)P * sizeof *inb[0]);
+  inb[1] = ec_aligned_alloc((size_t)N * (size_t)P * sizeof *inb[1]);
+  out = ec_aligned_alloc((size_t)nactive * (size_t)P * sizeof *out);
   wmat = ec_calloc((size_t)nactive * (size_t)N, sizeof *wmat);
-  if (a->accumulate_f64) {
-    din = ec_aligned_alloc((size_t)N * (size_t)P * sizeof *din);
-    dout = ec_aligned_alloc((size_t)nactive * (size_t)P * sizeof *dout);
-    dwmat = ec_calloc((size_t)nactive * (size_t)N, sizeof *dwmat);
-    if (!din || !dout || !dwmat) s = EC_ENOMEM;
-  } else if (!(out = ec_aligned_alloc((size_t)nactive * (size_t)P * sizeof *out))) {
-    s = EC_ENOMEM;
-  }
-  if (!in || !row || !wmat || s) {
+  if (a->accumulate_f64 && !(dwmat = ec_calloc((size_t)nactive * (size_t)N, sizeof *dwmat))) s = EC_ENOMEM;
+  if (!inb[0] || !inb[1] || !out || !wmat || s) {
     s = EC_ENOMEM;
     goto done;
   }
+  if ((s = ec_pool_create(&pool, nthreads))) goto done;
+  if (!(scratch = ec_calloc((size_t)ec_pool_threads(pool), sizeof *scratch))) {
+    s = EC_ENOMEM;
+    goto done;
+  }
+  for (int w = 0; w < ec_pool_threads(pool) && !s; w++)
+    if (!(scratch[w] = ec_aligned_alloc(scratch_size))) s = EC_ENOMEM;
+  if (s) goto done;
 
   /* Open the writers. */
   if ((s = ec_mkdirs(a->out_dir))) goto done;
@@ -363,16 +540,16 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
     }
     int flags = a->force ? 0 : EC_ATOMIC_NOCLOBBER;
     if (a->format == RECON_H5) {
-      model_meta mm = {p->at, ref->file.preset, ref->file.config, ema, a->out_dtype};
+      model_meta mm = {p->at, ref->preset, ref->config, ema, a->out_dtype};
       s = model_writer_open(&w->h5, w->info->path, &mm, flags);
     } else {
       s = ec_atomic_begin(&w->st_file, w->info->path, flags);
       if (s) break;
       w->st_open = 1;
       for (int j = 0; j < T && !s; j++)
-        s = ec_st_writer_add(&w->st, ref->file.tensors[j].name, a->out_dtype, ref->file.tensors[j].shape);
-      for (int b = 0; b < ref->file.nbuffers && !s; b++)
-        s = ec_st_writer_add(&w->st, ref->file.buffers[b].name, EC_F32, ref->file.buffers[b].shape);
+        s = ec_st_writer_add(&w->st, ref->tensors[j].name, a->out_dtype, ref->tensors[j].shape);
+      for (int b = 0; b < ref->nbuffers && !s; b++)
+        s = ec_st_writer_add(&w->st, ref->buffers[b].name, EC_F32, ref->buffers[b].shape);
       int cols[64], ncols = 1;
       cols[0] = w->target;
       for (int e = 0; e < nextra && ncols < 64; e++) cols[ncols++] = p->nmain + e;
@@ -382,8 +559,8 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
       if (!s) s = ec_st_writer_meta(&w->st, "format", MODEL_FORMAT);
       if (!s) s = ec_st_writer_meta(&w->st, "format_version", "1");
       if (!s) s = ec_st_writer_meta(&w->st, "nimg", nimg);
-      if (!s) s = ec_st_writer_meta(&w->st, "preset", ref->file.preset);
-      if (!s) s = ec_st_writer_meta(&w->st, "config", ref->file.config);
+      if (!s) s = ec_st_writer_meta(&w->st, "preset", ref->preset);
+      if (!s) s = ec_st_writer_meta(&w->st, "config", ref->config);
       if (!s) s = ec_st_writer_meta(&w->st, "ema", ema);
       if (!s) s = ec_st_writer_meta(&w->st, "posthoc", ph);
       ec_freep(&ph);
@@ -392,92 +569,110 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   }
   if (s) goto done;
 
-  /* The streaming pass. */
-  int64_t total_bytes = 0;
-  for (int i = 0; i < N; i++) total_bytes += rep->params * src[src_of[i]].bytes_per_elem;
-  openblas_set_num_threads(a->threads);
+  /* The streaming pass, in slices in tensor order. The pool reads slice s + 1 (pread, checksum,
+   * float16 -> float32) while this thread writes the outputs of slice s; combining a slice is
+   * split across the pool by columns. */
+  int64_t bytes_per_elem_all = 0;
+  for (int i = 0; i < N; i++) bytes_per_elem_all += src[src_of[i]].bytes_per_elem;
+  int64_t total_bytes = rep->params * bytes_per_elem_all;
+  rj.p = p;
+  rj.src = src;
+  rj.src_of = src_of;
+  rj.prof_of = prof_of;
+  rj.tmap_of = tmap_of;
+  rj.maps = maps;
+  rj.T = T;
+  rj.scratch = scratch;
+  rj.scratch_size = scratch_size;
+  combine_job cjob = {wmat, dwmat, nactive, N, NULL, 0, out, 0};
   ec_progress_begin(&bar, "reconstructing", total_bytes, 1, a->quiet);
-  for (int j = 0; j < T && !s; j++) {
-    const snap_tensor *tj = &ref->file.tensors[j];
-    /* The coefficient matrix of this tensor: K outputs x N inputs. */
-    for (int q = 0; q < nactive; q++) {
-      int col = colmap[j] >= 0 ? rule_col[colmap[j]] : ow[q].target;
-      for (int i = 0; i < N; i++) {
-        double x = p->x[(size_t)i * (size_t)p->ntargets + (size_t)col];
-        wmat[(size_t)q * (size_t)N + (size_t)i] = (float)x;
-        if (dwmat) dwmat[(size_t)q * (size_t)N + (size_t)i] = x;
-      }
-    }
-    /* Slices: whole chunks of the float16 snapshot layout where possible, so that no stored
-     * chunk is read twice. */
-    int64_t step = P;
-    hsize_t ch[EC_MAX_DIMS];
-    if (tj->shape.ndim > 0) {
-      h5io_chunk_shape(&tj->shape, (size_t)ref->bytes_per_elem, ch);
-      int64_t c = 1;
-      for (int d = 0; d < tj->shape.ndim; d++) c *= (int64_t)ch[d];
-      if (c <= P) step = P / c * c;
-    }
-    for (int q = 0; q < nactive && !s; q++)
-      if (ow[q].h5) s = model_writer_begin_param(ow[q].h5, tj->name, &tj->shape, EC_F32);
-    for (int64_t off = 0; off < tj->numel && !s; off += step) {
-      int64_t len = tj->numel - off < step ? tj->numel - off : step;
-      for (int i = 0; i < N && !s; i++) {
-        source *sc = &src[src_of[i]];
-        int prof = snap_find_profile(&sc->file, p->inputs[i].sigma_rel);
-        s = snap_read(&sc->file, prof, sc->tmap[j], off, len, in + (size_t)i * (size_t)len);
-        if (din && !s)
-          for (int64_t e = 0; e < len; e++) din[(size_t)i * (size_t)len + (size_t)e] = in[(size_t)i * (size_t)len + (size_t)e];
-        ec_progress_add(&bar, len * sc->bytes_per_elem);
-      }
-      if (s) break;
-      if (din)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nactive, (int)len, N, 1.0, dwmat, N,
-                    din, (int)len, 0.0, dout, (int)len);
-      else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nactive, (int)len, N, 1.0f, wmat, N,
-                    in, (int)len, 0.0f, out, (int)len);
-      for (int q = 0; q < nactive && !s; q++) {
-        const float *o = out ? out + (size_t)q * (size_t)len : row;
-        if (dout)
-          for (int64_t e = 0; e < len; e++) row[e] = (float)dout[(size_t)q * (size_t)len + (size_t)e];
-        if (ow[q].h5)
-          s = model_writer_write(ow[q].h5, EC_F32, o, off, len);
-        else
-          s = ec_st_writer_write(&ow[q].st, EC_F32, o, len);
-      }
-    }
-    for (int q = 0; q < nactive && !s; q++)
-      if (ow[q].h5) s = model_writer_end_param(ow[q].h5);
+  int cj = 0, b = 0;
+  int64_t coff = 0, clen = 0;
+  /* Slices of tensor j: whole stored chunks of input 0 where possible (none is read twice). */
+#define SLICE_LEN(j, off)                                                                          \
+  (maps[(size_t)(j)].mappable                                                                      \
+       ? h5direct_aligned_count(&maps[(size_t)(j)], off, ref->tensors[j].numel - (off) < P ? ref->tensors[j].numel - (off) : P) \
+       : (ref->tensors[j].numel - (off) < P ? ref->tensors[j].numel - (off) : P))
+  while (cj < T && ref->tensors[cj].numel == 0) cj++;
+  if (cj < T) {
+    clen = SLICE_LEN(cj, 0);
+    rj.j = cj;
+    rj.off = 0;
+    rj.len = clen;
+    rj.buf = inb[0];
+    ec_pool_start(pool, N, read_input, &rj);
+    reading = 1;
   }
+  while (cj < T && !s) {
+    ec_pool_wait(pool); /* slice (cj, coff, clen) is in inb[b] */
+    reading = 0;
+    if (atomic_load(&rj.failed)) {
+      s = ec_err(rj.status, "%s", rj.msg);
+      break;
+    }
+    const snap_tensor *tj = &ref->tensors[cj];
+    if (coff == 0) { /* this tensor's coefficient matrix: outputs x inputs */
+      for (int q = 0; q < nactive; q++) {
+        int col = colmap[cj] >= 0 ? rule_col[colmap[cj]] : ow[q].target;
+        for (int i = 0; i < N; i++) {
+          double x = p->x[(size_t)i * (size_t)p->ntargets + (size_t)col];
+          wmat[(size_t)q * (size_t)N + (size_t)i] = (float)x;
+          if (dwmat) dwmat[(size_t)q * (size_t)N + (size_t)i] = x;
+        }
+      }
+    }
+    cjob.in = inb[b];
+    cjob.len = clen;
+    cjob.blocks = ec_pool_threads(pool) * 4;
+    if (cjob.blocks > (clen + 255) / 256) cjob.blocks = (int)((clen + 255) / 256);
+    if (cjob.blocks < 1) cjob.blocks = 1;
+    ec_pool_start(pool, cjob.blocks, combine_block, &cjob);
+    ec_pool_wait(pool);
+    /* the next slice starts reading while this one is written */
+    int nj = cj;
+    int64_t noff = coff + clen, nlen = 0;
+    while (nj < T && noff >= ref->tensors[nj].numel) {
+      nj++;
+      noff = 0;
+    }
+    if (nj < T) {
+      nlen = SLICE_LEN(nj, noff);
+      rj.j = nj;
+      rj.off = noff;
+      rj.len = nlen;
+      rj.buf = inb[1 - b];
+      ec_pool_start(pool, N, read_input, &rj);
+      reading = 1;
+    }
+    if (coff == 0)
+      for (int q = 0; q < nactive && !s; q++)
+        if (ow[q].h5) s = model_writer_begin_param(ow[q].h5, tj->name, &tj->shape, EC_F32);
+    for (int q = 0; q < nactive && !s; q++) {
+      const float *o = out + (size_t)q * (size_t)clen;
+      s = ow[q].h5 ? model_writer_write(ow[q].h5, EC_F32, o, coff, clen)
+                   : ec_st_writer_write(&ow[q].st, EC_F32, o, clen);
+    }
+    if (!s && coff + clen == tj->numel)
+      for (int q = 0; q < nactive && !s; q++)
+        if (ow[q].h5) s = model_writer_end_param(ow[q].h5);
+    ec_progress_add(&bar, clen * bytes_per_elem_all);
+    cj = nj;
+    coff = noff;
+    clen = nlen;
+    b = 1 - b;
+  }
+#undef SLICE_LEN
+  if (reading) ec_pool_wait(pool);
+  reading = 0;
   ec_progress_end(&bar);
   rep->bytes_read = total_bytes;
   if (s) goto done;
 
-  /* Buffers: copied from the reference after checking that every snapshot agrees. */
-  for (int b = 0; b < ref->file.nbuffers && !s; b++) {
-    const snap_tensor *tb = &ref->file.buffers[b];
-    float *rv = ec_mallocarray((size_t)tb->numel, sizeof *rv), *ov = ec_mallocarray((size_t)tb->numel, sizeof *ov);
-    if (!rv || !ov) s = EC_ENOMEM;
-    if (!s) s = snap_read_buffer(&ref->file, b, rv);
-    for (int f = 0; f < nsrc && !s; f++) {
-      int ob = snap_find_buffer(&src[f].file, tb->name);
-      if (ob < 0 || src[f].file.buffers[ob].numel != tb->numel) continue; /* checked earlier */
-      if ((s = snap_read_buffer(&src[f].file, ob, ov))) break;
-      if (memcmp(rv, ov, (size_t)tb->numel * sizeof *rv)) {
-        fprintf(err, "posthoc-ema: warning: buffer %s differs between %s and %s; using the latest\n",
-                tb->name, src[f].file.path, ref->file.path);
-        break;
-      }
-    }
+  /* Buffers (checked against every snapshot while mapping), then provenance, then commit. */
+  for (int bb = 0; bb < ref->nbuffers && !s; bb++)
     for (int q = 0; q < nactive && !s; q++)
-      s = ow[q].h5 ? model_writer_add_buffer(ow[q].h5, tb->name, &tb->shape, rv)
-                   : ec_st_writer_write(&ow[q].st, EC_F32, rv, tb->numel);
-    ec_freep(&rv);
-    ec_freep(&ov);
-  }
-
-  /* Provenance, then commit every output. */
+      s = ow[q].h5 ? model_writer_add_buffer(ow[q].h5, ref->buffers[bb].name, &ref->buffers[bb].shape, refbuf[bb])
+                   : ec_st_writer_write(&ow[q].st, EC_F32, refbuf[bb], ref->buffers[bb].numel);
   for (int q = 0; q < nactive && !s; q++) {
     out_writer *w = &ow[q];
     if (w->h5) {
@@ -500,20 +695,31 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   }
 
 done:
+  if (reading) ec_pool_wait(pool);
+  ec_pool_destroy(&pool);
   for (int q = 0; ow && q < nactive; q++) writer_abort(&ow[q]); /* no-ops for committed ones */
   for (int f = 0; src && f < nsrc; f++) {
     snap_close(&src[f].file);
-    ec_freep(&src[f].tmap);
+    if (src[f].fd >= 0) close(src[f].fd);
+    ec_freep(&src[f].path);
+    if (tmap_of) ec_freep(&tmap_of[f]);
   }
+  for (size_t m = 0; maps && m < (size_t)N * (size_t)T; m++) h5direct_unmap(&maps[m]);
+  for (int bb = 0; refbuf && ref && bb < ref->nbuffers; bb++) ec_freep(&refbuf[bb]);
+  snap_close(&reff);
+  for (int w = 0; scratch && w < nthreads; w++) ec_freep(&scratch[w]);
+  ec_freep(&scratch);
+  ec_freep(&refbuf);
+  ec_freep(&maps);
   ec_freep(&src);
   ec_freep(&src_of);
+  ec_freep(&prof_of);
+  ec_freep(&tmap_of);
   ec_freep(&ow);
-  ec_freep(&in);
+  ec_freep(&inb[0]);
+  ec_freep(&inb[1]);
   ec_freep(&out);
-  ec_freep(&row);
   ec_freep(&wmat);
-  ec_freep(&din);
-  ec_freep(&dout);
   ec_freep(&dwmat);
   ec_freep(&colmap);
   ec_freep(&active);
@@ -521,6 +727,7 @@ done:
   ec_freep(&extra);
   ec_freep(&rule_col);
   tensor_rules_free(&rules);
+  pthread_mutex_destroy(&rj.mu);
   rep->seconds = now() - t0;
   rep->peak_rss = peak_rss_bytes();
   return s;

@@ -3,7 +3,8 @@
  *
  * For each tensor, in slices sized from the memory budget, the N stored slices (one per stored
  * profile at each usable snapshot time) are gathered and all K outputs computed at once as a
- * (K x N) * (N x P) matrix product (OpenBLAS), accumulated in float32 (float64 on request).
+ * (K x N) * (N x P) product (posthoc/combine.h: deterministic, the same bits whatever else is
+ * computed), accumulated in float32 (float64 on request).
  * Every snapshot byte is read once whatever K is. Per-tensor rules only change the coefficient
  * matrix of the tensors they match. Buffers (Fourier frequencies and phases) are copied from the
  * latest snapshot, not averaged, after checking that every snapshot agrees. Outputs go through

@@ -1,0 +1,21 @@
+/* The inner loop of the reconstruction: out[k][e] = sum_i w[k][i] * in[i][e].
+ *
+ * Each output element is summed over i in ascending order with one rounding per step (no fused
+ * multiply-add), so a target's output is bit-identical whatever other targets are computed
+ * beside it, however the columns are split across threads, and on any x86-64 CPU. Cache
+ * tiling keeps a tile of accumulators in L1 and the inputs' tile in L2; the compiler vectorises
+ * the tile loops (this file is built with -O3 and has AVX-512/AVX2 clones). */
+#ifndef EDM2C_POSTHOC_COMBINE_H
+#define EDM2C_POSTHOC_COMBINE_H
+
+#include <stdint.h>
+
+/* w: [K][N] weights; in: [N][len] inputs (row i at in + i*len); out: [K][len]. Computes columns
+ * [e0, e1) only, so callers can split a slice across threads. float32 accumulation. */
+void combine_f32(const float *w, int K, int N, const float *in, int64_t len, float *out, int64_t e0,
+                 int64_t e1);
+/* The same with float64 weights and accumulation, rounded to float32 once at the end. */
+void combine_f64(const double *w, int K, int N, const float *in, int64_t len, float *out,
+                 int64_t e0, int64_t e1);
+
+#endif
