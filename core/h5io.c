@@ -708,8 +708,12 @@ void h5io_chunk_shape(const ec_shape *shape, size_t elem_size, hsize_t *chunk) {
     inner *= dim;
   }
   if (i >= 0) {
-    hsize_t fit = budget / inner;
-    chunk[i] = fit ? fit : 1;
+    /* As many rows as fit, then evened out: HDF5 stores a last partial chunk at full size, so
+     * 256 rows in chunks of 227 would take the space of 454. */
+    hsize_t dim = shape->dims[i] > 0 ? (hsize_t)shape->dims[i] : 1, fit = budget / inner;
+    if (fit == 0) fit = 1;
+    hsize_t n = (dim + fit - 1) / fit;
+    chunk[i] = (dim + n - 1) / n;
     for (i--; i >= 0; i--) chunk[i] = 1;
   }
 }

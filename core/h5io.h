@@ -101,7 +101,8 @@ ec_status h5io_read_tensor(hid_t loc, const char *name, ec_dtype mem, void *out,
 ec_status h5io_write_strings(hid_t loc, const char *name, int count, const char *const *strs);
 ec_status h5io_read_strings(hid_t loc, const char *name, char ***strs, int *count);
 
-/* The chunk shape h5io uses for a tensor: whole trailing dimensions up to about 1 MiB per chunk.
+/* The chunk shape h5io uses for a tensor: whole trailing dimensions up to about 1 MiB per chunk,
+ * the dimension where they stop split into near-equal chunks.
  * Exposed for tests and for readers that want to align slices to chunks. */
 void h5io_chunk_shape(const ec_shape *shape, size_t elem_size, hsize_t *chunk);
 
