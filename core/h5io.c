@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "check.h"
+#include "h5direct.h"
 #include "half.h"
 
 /* Writes and converted reads go through buffers of this many elements, so memory stays bounded
@@ -138,13 +139,32 @@ static const char *where_child(hid_t loc, const char *name) {
 
 /* ---- files and groups ----------------------------------------------------------------------- */
 
+/* File access properties with a small metadata cache: readers keep hundreds of snapshot files
+ * open at once and writers up to one file per reconstruction target, and HDF5's default
+ * (2 MiB initial size) would cost 2 MiB of memory per file. */
+static hid_t small_cache_fapl(void) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5AC_cache_config_t mdc;
+  mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+  if (H5Pget_mdc_config(fapl, &mdc) >= 0) {
+    mdc.set_initial_size = 1;
+    mdc.initial_size = 64 * 1024;
+    mdc.min_size = 64 * 1024;
+    mdc.max_size = 4 * 1024 * 1024;
+    H5Pset_mdc_config(fapl, &mdc);
+  }
+  return fapl;
+}
+
 ec_status h5io_file_create(const char *path, hid_t *file) {
   quiet_hdf5();
   *file = H5I_INVALID_HID;
   hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
   H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-  *file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+  hid_t fapl = small_cache_fapl();
+  *file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
   ec_status s = *file < 0 ? h5fail(EC_EIO, H5I_INVALID_HID, path, "cannot create HDF5 file") : EC_OK;
+  H5Pclose(fapl);
   H5Pclose(fcpl);
   return s;
 }
@@ -165,18 +185,7 @@ ec_status h5io_file_open(const char *path, hid_t *file) {
     return ec_err(EC_EFORMAT, "%s is not an HDF5 file (%lld bytes; no HDF5 signature)", path,
                   (long long)st.st_size);
   }
-  /* A small metadata cache: readers keep hundreds of snapshot files open at once, and HDF5's
-   * default (2 MiB initial size) would cost about 2 MiB of memory per file. */
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5AC_cache_config_t mdc;
-  mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
-  if (H5Pget_mdc_config(fapl, &mdc) >= 0) {
-    mdc.set_initial_size = 1;
-    mdc.initial_size = 64 * 1024;
-    mdc.min_size = 64 * 1024;
-    mdc.max_size = 4 * 1024 * 1024;
-    H5Pset_mdc_config(fapl, &mdc);
-  }
+  hid_t fapl = small_cache_fapl();
   H5Pset_evict_on_close(fapl, 1); /* metadata of closed objects leaves the cache */
   *file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
   ec_status s = *file < 0 ? h5fail(EC_EFORMAT, H5I_INVALID_HID, path, "cannot open HDF5 file") : EC_OK;
@@ -785,6 +794,42 @@ ec_status h5io_dset_write(const h5io_dset *d, ec_dtype mem_dtype, const void *da
   }
   ec_freep(&buf);
   return s;
+}
+
+int64_t h5io_dset_chunk_elems(const h5io_dset *d) {
+  if (!d->chunked) return 0;
+  hsize_t c[EC_MAX_DIMS];
+  h5io_chunk_shape(&d->shape, ec_dtype_size(d->dtype), c);
+  int64_t n = 1;
+  for (int i = 0; i < d->shape.ndim; i++) n *= (int64_t)c[i];
+  return n;
+}
+
+ec_status h5io_dset_write_chunk(const h5io_dset *d, int64_t first, void *raw) {
+  quiet_hdf5();
+  EC_ASSERTF(d->chunked && d->checksummed, "h5io_dset_write_chunk: the dataset is not chunked with Fletcher-32");
+  hsize_t c[EC_MAX_DIMS], coord[EC_MAX_DIMS];
+  h5io_chunk_shape(&d->shape, ec_dtype_size(d->dtype), c);
+  int64_t ce = h5io_dset_chunk_elems(d);
+  EC_ASSERTF(first >= 0 && first < d->numel && first % ce == 0, "h5io_dset_write_chunk: %lld is not a chunk start",
+             (long long)first);
+  /* Chunks are flat ranges: whole trailing dimensions, then rows of one dimension. */
+  int64_t rem = first;
+  for (int i = d->shape.ndim - 1; i >= 0; i--) {
+    coord[i] = (hsize_t)(rem % d->shape.dims[i]);
+    rem /= d->shape.dims[i];
+  }
+  size_t nbytes = (size_t)ce * ec_dtype_size(d->dtype);
+  uint32_t sum = h5direct_fletcher32(raw, nbytes);
+  unsigned char *tail = (unsigned char *)raw + nbytes; /* HDF5 appends it little-endian */
+  tail[0] = (unsigned char)sum;
+  tail[1] = (unsigned char)(sum >> 8);
+  tail[2] = (unsigned char)(sum >> 16);
+  tail[3] = (unsigned char)(sum >> 24);
+  (void)c;
+  if (H5Dwrite_chunk(d->id, H5P_DEFAULT, 0, coord, nbytes + 4, raw) < 0)
+    return h5fail(EC_EIO, d->id, NULL, "cannot write data");
+  return EC_OK;
 }
 
 ec_status h5io_write_tensor(hid_t loc, const char *name, const ec_shape *shape,

@@ -94,6 +94,15 @@ ec_status h5io_dset_create(hid_t loc, const char *name, const ec_shape *shape, e
 ec_status h5io_dset_write(const h5io_dset *d, ec_dtype mem_dtype, const void *data, int64_t offset,
                           int64_t count);
 
+/* Writes one whole chunk of a dataset created by h5io_dset_create with H5IO_CHECKSUM, bypassing
+ * HDF5's filter pipeline and chunk cache (H5Dwrite_chunk): `raw` holds the chunk in the file's
+ * element type, full chunk size (a last partial chunk zero-padded), followed by 4 spare bytes
+ * for the Fletcher-32 checksum, which this computes. `first` is the flat index of the chunk's
+ * first element (a multiple of h5io_dset_chunk_elems). Much faster than h5io_dset_write. */
+ec_status h5io_dset_write_chunk(const h5io_dset *d, int64_t first, void *raw);
+/* Elements per chunk of a dataset created by h5io_dset_create (0 when not chunked). */
+int64_t h5io_dset_chunk_elems(const h5io_dset *d);
+
 /* Opens `name`, checks it has exactly `numel` elements, reads it whole as `mem`. */
 ec_status h5io_read_tensor(hid_t loc, const char *name, ec_dtype mem, void *out, int64_t numel);
 

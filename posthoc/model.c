@@ -16,7 +16,11 @@ struct model_writer {
   ec_atomic out;
   hid_t file, params, buffers;
   ec_dtype dtype;
-  h5io_dset cur; /* the parameter being streamed, if any */
+  h5io_dset cur;  /* the parameter being streamed, if any */
+  int64_t pos;    /* next flat element of it expected (writes come in order) */
+  unsigned char *chunk; /* one chunk being assembled (file dtype), + 4 bytes for its checksum */
+  size_t chunk_cap;      /* its allocated size, kept across parameters (no page faults per tensor) */
+  int64_t chunk_elems, fill;
 };
 
 hid_t model_writer_file(model_writer *w) { return w->file; }
@@ -25,6 +29,7 @@ void model_writer_abort(model_writer **pw) {
   model_writer *w = *pw;
   if (!w) return;
   h5io_dset_close(&w->cur);
+  ec_freep(&w->chunk);
   h5io_close(&w->params);
   h5io_close(&w->buffers);
   h5io_close(&w->file);
@@ -63,22 +68,66 @@ ec_status model_writer_open(model_writer **pw, const char *path, const model_met
 
 ec_status model_writer_add_param(model_writer *w, const char *name, const ec_shape *shape,
                                  ec_dtype mem_dtype, const void *data) {
-  return h5io_write_tensor(w->params, name, shape, w->dtype, mem_dtype, data, H5IO_CHECKSUM);
+  ec_status s = model_writer_begin_param(w, name, shape, mem_dtype);
+  if (!s) s = model_writer_write(w, mem_dtype, data, 0, ec_shape_numel(shape));
+  if (!s) s = model_writer_end_param(w);
+  return s;
 }
 
+/* Parameters are written chunk by chunk with h5io_dset_write_chunk: the data goes to the file
+ * with our own Fletcher-32, without HDF5's filter pipeline and chunk cache (several times
+ * faster). Slices of any size are assembled into whole chunks here. */
 ec_status model_writer_begin_param(model_writer *w, const char *name, const ec_shape *shape,
                                    ec_dtype mem_dtype) {
   EC_ASSERTF(w->cur.id < 0, "model_writer_begin_param: %s: the previous parameter is not ended", name);
-  return h5io_dset_create(w->params, name, shape, w->dtype, mem_dtype, H5IO_CHECKSUM, &w->cur);
+  ec_status s = h5io_dset_create(w->params, name, shape, w->dtype, mem_dtype, H5IO_CHECKSUM, &w->cur);
+  w->pos = w->fill = 0;
+  w->chunk_elems = s ? 0 : h5io_dset_chunk_elems(&w->cur);
+  size_t need = (size_t)w->chunk_elems * ec_dtype_size(w->dtype) + 4;
+  if (!s && w->chunk_elems > 0 && need > w->chunk_cap) {
+    ec_freep(&w->chunk);
+    w->chunk_cap = 0;
+    if (!(w->chunk = ec_aligned_alloc(need))) {
+      h5io_dset_close(&w->cur);
+      return EC_ENOMEM;
+    }
+    w->chunk_cap = need;
+  }
+  return s;
 }
 
 ec_status model_writer_write(model_writer *w, ec_dtype mem_dtype, const void *data, int64_t offset,
                              int64_t count) {
   EC_ASSERT(w->cur.id >= 0);
-  return h5io_dset_write(&w->cur, mem_dtype, data, offset, count);
+  EC_ASSERTF(offset == w->pos && offset + count <= w->cur.numel,
+             "model_writer_write: slices must come in order (expected %lld, got %lld)", (long long)w->pos,
+             (long long)offset);
+  if (w->chunk_elems == 0) { /* scalars and empty tensors: not chunked */
+    w->pos += count;
+    return h5io_dset_write(&w->cur, mem_dtype, data, offset, count);
+  }
+  size_t esize = ec_dtype_size(w->dtype), msize = ec_dtype_size(mem_dtype);
+  ec_status s = EC_OK;
+  while (count > 0 && !s) {
+    int64_t n = w->chunk_elems - w->fill < count ? w->chunk_elems - w->fill : count;
+    ec_convert(w->chunk + (size_t)w->fill * esize, w->dtype, data, mem_dtype, (size_t)n);
+    data = (const char *)data + (size_t)n * msize;
+    w->fill += n;
+    w->pos += n;
+    count -= n;
+    if (w->fill == w->chunk_elems || w->pos == w->cur.numel) {
+      /* HDF5 stores a last partial chunk at full size: pad it */
+      memset(w->chunk + (size_t)w->fill * esize, 0, (size_t)(w->chunk_elems - w->fill) * esize);
+      s = h5io_dset_write_chunk(&w->cur, w->pos - w->fill, w->chunk);
+      w->fill = 0;
+    }
+  }
+  return s;
 }
 
 ec_status model_writer_end_param(model_writer *w) {
+  EC_ASSERTF(w->pos == w->cur.numel, "model_writer_end_param: %lld of %lld elements written",
+             (long long)w->pos, (long long)w->cur.numel);
   h5io_dset_close(&w->cur);
   return EC_OK;
 }
@@ -103,6 +152,7 @@ ec_status model_writer_close(model_writer **pw) {
   model_writer *w = *pw;
   if (!w) return EC_OK;
   h5io_dset_close(&w->cur);
+  ec_freep(&w->chunk);
   h5io_close(&w->params);
   h5io_close(&w->buffers);
   ec_status s = h5io_file_close(&w->file);

@@ -37,7 +37,7 @@ ec_status model_writer_add_param(model_writer *w, const char *name, const ec_sha
 ec_status model_writer_add_buffer(model_writer *w, const char *name, const ec_shape *shape,
                                   const float *data);
 /* Streaming form of add_param for tensors too large to hold: begin, write slices of the
- * flattened tensor (any order, each element once), end. One parameter at a time. */
+ * flattened tensor in order (any sizes), end. One parameter at a time. */
 ec_status model_writer_begin_param(model_writer *w, const char *name, const ec_shape *shape,
                                    ec_dtype mem_dtype);
 ec_status model_writer_write(model_writer *w, ec_dtype mem_dtype, const void *data, int64_t offset,
