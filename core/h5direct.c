@@ -513,6 +513,47 @@ static ec_status read_extent(const h5direct_map *m, const h5direct_extent *e, in
   return EC_OK;
 }
 
+/* read_extent without conversion: elements stay in the file's type. */
+static ec_status read_extent_raw(const h5direct_map *m, const h5direct_extent *e, int fd, int64_t lo,
+                                 int64_t n, uint8_t *out, uint8_t *scratch) {
+  size_t esize = ec_dtype_size(m->dtype);
+  ec_status s;
+  if (!e->checksum) return pread_full(m, fd, out, (size_t)n * esize, e->addr + (uint64_t)lo * esize);
+  size_t data_bytes = (size_t)e->size - 4;
+  if (lo == 0 && (size_t)n * esize == data_bytes) { /* a whole full chunk: straight into out */
+    uint8_t ck[4];
+    if ((s = pread_full(m, fd, out, data_bytes, e->addr)) || (s = pread_full(m, fd, ck, 4, e->addr + data_bytes)))
+      return s;
+    return checksum_matches(h5direct_fletcher32(out, data_bytes), ck) ? EC_OK : checksum_error(m);
+  }
+  if ((s = pread_full(m, fd, scratch, (size_t)e->size, e->addr))) return s;
+  if (!checksum_matches(h5direct_fletcher32(scratch, data_bytes), scratch + data_bytes)) return checksum_error(m);
+  memcpy(out, scratch + (size_t)lo * esize, (size_t)n * esize);
+  return EC_OK;
+}
+
+ec_status h5direct_read_raw(const h5direct_map *m, int fd, int64_t offset, int64_t count, void *out,
+                            void *scratch, size_t scratch_size) {
+  EC_ASSERTF(m->mappable, "h5direct_read_raw: %s is not mappable (%s)", m->where ? m->where : "?", m->why);
+  EC_ASSERTF(offset >= 0 && count >= 0 && offset <= m->numel && count <= m->numel - offset,
+             "h5direct_read_raw: range [%lld, %lld) outside %lld elements", (long long)offset,
+             (long long)(offset + count), (long long)m->numel);
+  EC_ASSERTF(scratch && scratch_size >= m->scratch_size, "h5direct_read_raw: scratch of %zu bytes, %s needs %zu",
+             scratch_size, m->where, m->scratch_size);
+  size_t esize = ec_dtype_size(m->dtype);
+  uint8_t *o = out;
+  for (int64_t i = count ? find_extent(m, offset) : 0; count > 0; i++) {
+    const h5direct_extent *e = &m->extents[i];
+    int64_t lo = offset - e->first, n = e->count - lo < count ? e->count - lo : count;
+    ec_status s = read_extent_raw(m, e, fd, lo, n, o, scratch);
+    if (s) return s;
+    o += (size_t)n * esize;
+    offset += n;
+    count -= n;
+  }
+  return EC_OK;
+}
+
 ec_status h5direct_read(const h5direct_map *m, int fd, int64_t offset, int64_t count, float *out,
                         void *scratch, size_t scratch_size) {
   EC_ASSERTF(m->mappable, "h5direct_read: %s is not mappable (%s)", m->where ? m->where : "?",

@@ -87,6 +87,13 @@ void h5direct_unmap(h5direct_map *m);
 ec_status h5direct_read(const h5direct_map *m, int fd, int64_t offset, int64_t count, float *out,
                         void *scratch, size_t scratch_size);
 
+/* As h5direct_read, but leaves the elements in the file's own type (m->dtype: 2, 4 or 8 bytes
+ * each) in `out`: the checksums are verified, nothing is converted. A whole stored chunk goes
+ * straight into `out`. For consumers that convert while they compute (the reconstruction's
+ * float16 kernel), which halves the memory traffic of the read. */
+ec_status h5direct_read_raw(const h5direct_map *m, int fd, int64_t offset, int64_t count, void *out,
+                            void *scratch, size_t scratch_size);
+
 /* The largest n <= max_count such that [offset, offset + n) ends where an extent ends (or at the
  * end of the data), or max_count when no extent ends inside the range: pieces cut this way never
  * read a checksummed chunk twice. */

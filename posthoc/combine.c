@@ -11,6 +11,11 @@
 
 #include <string.h>
 
+#include "core/half.h"
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 enum { KT = 4 }; /* outputs per register tile */
 
 typedef float vf __attribute__((vector_size(64)));   /* 16 floats */
@@ -119,6 +124,159 @@ void combine_f64(const double *w, int K, int N, const float *in, int64_t len, fl
       double a = 0;
       for (int i = 0; i < N; i++)
         a += w[(size_t)k * (size_t)N + (size_t)i] * (double)in[(size_t)i * (size_t)len + (size_t)e];
+      out[(size_t)k * (size_t)len + (size_t)e] = (float)a;
+    }
+}
+
+/* ---- float16 inputs ------------------------------------------------------------------------
+ * The tile code is the same as above with the 4 vector loads replaced by loads of 16 halves
+ * converted to floats. One body, instantiated per instruction set by LOAD16. */
+
+#define H_TILE(NAME, ATTR, LOAD16)                                                                  \
+  ATTR static inline void NAME##_f32_kn(const float *w, int N, const uint16_t *in, int64_t len,     \
+                                        float *out, int k0, const int KN, int64_t e0) {             \
+    vf acc[KT][4];                                                                                  \
+    memset(acc, 0, sizeof acc);                                                                     \
+    for (int i = 0; i < N; i++) {                                                                   \
+      const uint16_t *x = in + (size_t)i * (size_t)len + (size_t)e0;                                \
+      vf x0, x1, x2, x3;                                                                            \
+      LOAD16(x0, x);                                                                                \
+      LOAD16(x1, x + 16);                                                                           \
+      LOAD16(x2, x + 32);                                                                           \
+      LOAD16(x3, x + 48);                                                                           \
+      for (int k = 0; k < KN; k++) {                                                                \
+        float c = w[(size_t)(k0 + k) * (size_t)N + (size_t)i];                                      \
+        acc[k][0] += c * x0;                                                                        \
+        acc[k][1] += c * x1;                                                                        \
+        acc[k][2] += c * x2;                                                                        \
+        acc[k][3] += c * x3;                                                                        \
+      }                                                                                             \
+    }                                                                                               \
+    for (int k = 0; k < KN; k++)                                                                    \
+      memcpy(out + (size_t)(k0 + k) * (size_t)len + (size_t)e0, acc[k], sizeof acc[k]);             \
+  }                                                                                                 \
+  ATTR static inline void NAME##_f64_kn(const double *w, int N, const uint16_t *in, int64_t len,    \
+                                        float *out, int k0, const int KN, int64_t e0) {             \
+    vd acc[KT][4];                                                                                  \
+    memset(acc, 0, sizeof acc);                                                                     \
+    for (int i = 0; i < N; i++) {                                                                   \
+      const uint16_t *x = in + (size_t)i * (size_t)len + (size_t)e0;                                \
+      vf f0, f1;                                                                                    \
+      LOAD16(f0, x);                                                                                \
+      LOAD16(f1, x + 16);                                                                           \
+      vf8 h[4];                                                                                     \
+      memcpy(&h[0], &f0, 64);                                                                       \
+      memcpy(&h[2], &f1, 64);                                                                       \
+      vd x0 = __builtin_convertvector(h[0], vd), x1 = __builtin_convertvector(h[1], vd);           \
+      vd x2 = __builtin_convertvector(h[2], vd), x3 = __builtin_convertvector(h[3], vd);           \
+      for (int k = 0; k < KN; k++) {                                                                \
+        double c = w[(size_t)(k0 + k) * (size_t)N + (size_t)i];                                     \
+        acc[k][0] += c * x0;                                                                        \
+        acc[k][1] += c * x1;                                                                        \
+        acc[k][2] += c * x2;                                                                        \
+        acc[k][3] += c * x3;                                                                        \
+      }                                                                                             \
+    }                                                                                               \
+    for (int k = 0; k < KN; k++)                                                                    \
+      for (int v = 0; v < 4; v++)                                                                   \
+        for (int e = 0; e < 8; e++)                                                                 \
+          out[(size_t)(k0 + k) * (size_t)len + (size_t)(e0 + v * 8 + e)] = (float)acc[k][v][e];     \
+  }                                                                                                 \
+  ATTR static void NAME##_f32(const float *w, int K, int N, const uint16_t *in, int64_t len,        \
+                              float *out, int64_t e0, int64_t e1) {                                 \
+    for (int64_t e = e0; e + TF <= e1; e += TF)                                                     \
+      for (int k0 = 0; k0 < K; k0 += KT) switch (K - k0 < KT ? K - k0 : KT) {                       \
+        case 1: NAME##_f32_kn(w, N, in, len, out, k0, 1, e); break;                                 \
+        case 2: NAME##_f32_kn(w, N, in, len, out, k0, 2, e); break;                                 \
+        case 3: NAME##_f32_kn(w, N, in, len, out, k0, 3, e); break;                                 \
+        default: NAME##_f32_kn(w, N, in, len, out, k0, 4, e); break;                                \
+        }                                                                                           \
+  }                                                                                                 \
+  ATTR static void NAME##_f64(const double *w, int K, int N, const uint16_t *in, int64_t len,       \
+                              float *out, int64_t e0, int64_t e1) {                                 \
+    for (int64_t e = e0; e + TD <= e1; e += TD)                                                     \
+      for (int k0 = 0; k0 < K; k0 += KT) switch (K - k0 < KT ? K - k0 : KT) {                       \
+        case 1: NAME##_f64_kn(w, N, in, len, out, k0, 1, e); break;                                 \
+        case 2: NAME##_f64_kn(w, N, in, len, out, k0, 2, e); break;                                 \
+        case 3: NAME##_f64_kn(w, N, in, len, out, k0, 3, e); break;                                 \
+        default: NAME##_f64_kn(w, N, in, len, out, k0, 4, e); break;                                \
+        }                                                                                           \
+  }
+
+/* The portable version converts 16 halves with core/half.c (exact). */
+#define LOAD16_PORTABLE(dst, p)                                                                     \
+  do {                                                                                              \
+    float t_[16];                                                                                   \
+    for (int q_ = 0; q_ < 16; q_++) t_[q_] = ec_half_to_float((p)[q_]);                             \
+    memcpy(&(dst), t_, 64);                                                                         \
+  } while (0)
+H_TILE(htile_portable, , LOAD16_PORTABLE)
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LOAD16_AVX512(dst, p)                                                                       \
+  do {                                                                                              \
+    __m512 f_ = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)));            \
+    memcpy(&(dst), &f_, 64);                                                                        \
+  } while (0)
+#define LOAD16_F16C(dst, p)                                                                         \
+  do {                                                                                              \
+    __m256 a_ = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)));               \
+    __m256 b_ = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((p) + 8)));         \
+    memcpy(&(dst), &a_, 32);                                                                        \
+    memcpy((char *)&(dst) + 32, &b_, 32);                                                           \
+  } while (0)
+H_TILE(htile_avx512, __attribute__((target("avx512f"))), LOAD16_AVX512)
+H_TILE(htile_f16c, __attribute__((target("avx2,f16c"))), LOAD16_F16C)
+#endif
+
+typedef void (*h32_fn)(const float *, int, int, const uint16_t *, int64_t, float *, int64_t, int64_t);
+typedef void (*h64_fn)(const double *, int, int, const uint16_t *, int64_t, float *, int64_t, int64_t);
+
+static void pick(h32_fn *f32, h64_fn *f64) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) {
+    *f32 = htile_avx512_f32;
+    *f64 = htile_avx512_f64;
+    return;
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+    *f32 = htile_f16c_f32;
+    *f64 = htile_f16c_f64;
+    return;
+  }
+#endif
+  *f32 = htile_portable_f32;
+  *f64 = htile_portable_f64;
+}
+
+void combine_f32_h(const float *w, int K, int N, const uint16_t *in, int64_t len, float *out,
+                   int64_t e0, int64_t e1) {
+  h32_fn f32;
+  h64_fn f64;
+  pick(&f32, &f64);
+  int64_t full = e0 + (e1 - e0) / TF * TF;
+  f32(w, K, N, in, len, out, e0, full);
+  for (int k = 0; k < K; k++)
+    for (int64_t e = full; e < e1; e++) {
+      float a = 0;
+      for (int i = 0; i < N; i++)
+        a += w[(size_t)k * (size_t)N + (size_t)i] * ec_half_to_float(in[(size_t)i * (size_t)len + (size_t)e]);
+      out[(size_t)k * (size_t)len + (size_t)e] = a;
+    }
+}
+
+void combine_f64_h(const double *w, int K, int N, const uint16_t *in, int64_t len, float *out,
+                   int64_t e0, int64_t e1) {
+  h32_fn f32;
+  h64_fn f64;
+  pick(&f32, &f64);
+  int64_t full = e0 + (e1 - e0) / TD * TD;
+  f64(w, K, N, in, len, out, e0, full);
+  for (int k = 0; k < K; k++)
+    for (int64_t e = full; e < e1; e++) {
+      double a = 0;
+      for (int i = 0; i < N; i++)
+        a += w[(size_t)k * (size_t)N + (size_t)i] * (double)ec_half_to_float(in[(size_t)i * (size_t)len + (size_t)e]);
       out[(size_t)k * (size_t)len + (size_t)e] = (float)a;
     }
 }

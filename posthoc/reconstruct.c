@@ -208,7 +208,8 @@ typedef struct {
   /* the slice being read */
   int j;
   int64_t off, len;
-  float *buf;            /* N x len */
+  void *buf;             /* N x len elements: float, or float16 bits when raw16 */
+  int raw16;             /* every input is a mappable float16 dataset: read without converting */
   /* the first failure */
   atomic_int failed;
   ec_status status;
@@ -221,10 +222,15 @@ static void read_input(void *ctx, int64_t i, int worker) {
   if (atomic_load(&r->failed)) return;
   const h5direct_map *m = &r->maps[(size_t)i * (size_t)r->T + (size_t)r->j];
   source *sc = &r->src[r->src_of[i]];
-  float *dst = r->buf + (size_t)i * (size_t)r->len;
-  ec_status st = m->mappable
-                     ? h5direct_read(m, sc->fd, r->off, r->len, dst, r->scratch[worker], r->scratch_size)
+  ec_status st;
+  if (r->raw16) {
+    uint16_t *dst = (uint16_t *)r->buf + (size_t)i * (size_t)r->len;
+    st = h5direct_read_raw(m, sc->fd, r->off, r->len, dst, r->scratch[worker], r->scratch_size);
+  } else {
+    float *dst = (float *)r->buf + (size_t)i * (size_t)r->len;
+    st = m->mappable ? h5direct_read(m, sc->fd, r->off, r->len, dst, r->scratch[worker], r->scratch_size)
                      : snap_read(&sc->file, r->prof_of[i], r->tmap_of[r->src_of[i]][r->j], r->off, r->len, dst);
+  }
   if (st) {
     pthread_mutex_lock(&r->mu);
     if (!atomic_load(&r->failed)) {
@@ -241,7 +247,8 @@ typedef struct {
   const float *w;   /* [K][N], or NULL when dw is used */
   const double *dw; /* float64 accumulation */
   int K, N;
-  const float *in;  /* [N][len] */
+  const void *in;   /* [N][len], float or (raw16) float16 bits */
+  int raw16;
   int64_t len;
   float *out;       /* [K][len] */
   int blocks;
@@ -253,7 +260,11 @@ static void combine_block(void *ctx, int64_t blk, int worker) {
   per = (per + 63) / 64 * 64; /* whole cache lines per block */
   int64_t e0 = blk * per, e1 = e0 + per < c->len ? e0 + per : c->len;
   if (e0 >= e1) return;
-  if (c->dw)
+  if (c->raw16 && c->dw)
+    combine_f64_h(c->dw, c->K, c->N, c->in, c->len, c->out, e0, e1);
+  else if (c->raw16)
+    combine_f32_h(c->w, c->K, c->N, c->in, c->len, c->out, e0, e1);
+  else if (c->dw)
     combine_f64(c->dw, c->K, c->N, c->in, c->len, c->out, e0, e1);
   else
     combine_f32(c->w, c->K, c->N, c->in, c->len, c->out, e0, e1);
@@ -347,7 +358,8 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   int nsrc = 0, *src_of = NULL, *prof_of = NULL, **tmap_of = NULL;
   h5direct_map *maps = NULL;
   out_writer *ow = NULL;
-  float *inb[2] = {NULL, NULL}, *out = NULL, *wmat = NULL, **refbuf = NULL;
+  void *inb[2] = {NULL, NULL};
+  float *out = NULL, *wmat = NULL, **refbuf = NULL;
   double *dwmat = NULL;
   int *colmap = NULL, *active = NULL;
   char *ema = NULL;
@@ -482,7 +494,11 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
     if (ref->tensors[j].numel > max_numel) max_numel = ref->tensors[j].numel;
   int64_t fixed = FIXED_BYTES + (int64_t)nsrc * PER_SNAPSHOT_BYTES + (int64_t)nhdf5 * PER_HDF5_SNAPSHOT_BYTES +
                   (int64_t)nactive * PER_OUTPUT_BYTES + (int64_t)nthreads * (int64_t)scratch_size;
-  int64_t per_elem = 2 * 4 * (int64_t)N + 4 * (int64_t)nactive;
+  /* float16 inputs that all map stay float16 until the kernel converts them */
+  int raw16 = 1;
+  for (size_t m = 0; m < (size_t)N * (size_t)T; m++) raw16 &= maps[m].mappable && maps[m].dtype == EC_F16;
+  int64_t in_size = raw16 ? 2 : 4;
+  int64_t per_elem = 2 * in_size * (int64_t)N + 4 * (int64_t)nactive;
   int64_t min_slice = max_numel < MIN_SLICE ? max_numel : MIN_SLICE;
   rep->budget_min = fixed + per_elem * min_slice;
   if (a->mem_limit < rep->budget_min) {
@@ -505,8 +521,8 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   if (P > chunk_cap) P = chunk_cap;
   rep->slice_elems = P;
 
-  inb[0] = ec_aligned_alloc((size_t)N * (size_t)P * sizeof *inb[0]);
-  inb[1] = ec_aligned_alloc((size_t)N * (size_t)P * sizeof *inb[1]);
+  inb[0] = ec_aligned_alloc((size_t)N * (size_t)P * (size_t)in_size);
+  inb[1] = ec_aligned_alloc((size_t)N * (size_t)P * (size_t)in_size);
   out = ec_aligned_alloc((size_t)nactive * (size_t)P * sizeof *out);
   wmat = ec_calloc((size_t)nactive * (size_t)N, sizeof *wmat);
   if (a->accumulate_f64 && !(dwmat = ec_calloc((size_t)nactive * (size_t)N, sizeof *dwmat))) s = EC_ENOMEM;
@@ -584,7 +600,8 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   rj.T = T;
   rj.scratch = scratch;
   rj.scratch_size = scratch_size;
-  combine_job cjob = {wmat, dwmat, nactive, N, NULL, 0, out, 0};
+  rj.raw16 = raw16;
+  combine_job cjob = {wmat, dwmat, nactive, N, NULL, raw16, 0, out, 0};
   ec_progress_begin(&bar, "reconstructing", total_bytes, 1, a->quiet);
   int cj = 0, b = 0;
   int64_t coff = 0, clen = 0;

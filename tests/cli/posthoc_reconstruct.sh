@@ -5,7 +5,7 @@
 # match nothing or are malformed, a memory limit below the minimum, SIGINT/SIGTERM. No partial
 # file is ever left under a final name. Needs POSTHOC_EMA, POSTHOC_SYNTH.
 . "$(dirname "$0")/lib.sh"
-: "${POSTHOC_EMA:?}" "${POSTHOC_SYNTH:?}"
+: "${POSTHOC_EMA:?}" "${POSTHOC_SYNTH:?}" "${SNAPFIX:?}"
 PY=/usr/bin/python3
 run=$WORK/run
 "$POSTHOC_SYNTH" --out "$run/snapshots" --count 8 --every 8Ki --batch 1024 --channels 6 --quiet || exit 1
@@ -108,6 +108,12 @@ grep -q "^kept    phema/phema-000000065536-0.130.h5" "$OUT" && grep -q "^wrote  
   && ok "one kept, one written" || not_ok "one kept, one written" "$(cat "$OUT")"
 expect "--force overwrites" 0 "" -- recon --sigma-rel 0.13 --force
 expect "--skip-existing with --force" 2 "exclude each other" -- recon --sigma-rel 0.13 --force --skip-existing
+
+# --- buffers are copied from the latest snapshot; a snapshot that disagrees is named -----------
+rm -rf "$WORK/buf" && cp -a "$run" "$WORK/buf" && rm -rf "$WORK/buf/phema"
+"$SNAPFIX" poison "$WORK/buf/snapshots/snapshot-000000016384.h5" buffers/unet.emb_fourier.freqs 2
+expect "differing buffers warn" 0 "buffer unet.emb_fourier.freqs differs between $WORK/buf/snapshots/snapshot-000000016384.h5 and" \
+  -- "$POSTHOC_EMA" --quiet --sigma-rel 0.1 --snapshots "$WORK/buf/snapshots" --out "$WORK/buf/phema"
 
 # --- bad inputs ------------------------------------------------------------------------------
 expect "rule matching nothing warns" 0 "--tensor-sigma 'nothing.*=0.2' matches no tensor" -- recon --sigma-rel 0.1 --tensor-sigma 'nothing.*=0.2' --out warn

@@ -1,0 +1,65 @@
+/* posthoc/combine: the reconstruction's kernel equals the plain loop (sum over inputs in order,
+ * one rounding per multiply and per add) bit for bit, for every K, N and column range, in
+ * float32 and float64, from float32 and from float16 inputs. */
+#include <stdlib.h>
+
+#include "core/half.h"
+#include "posthoc/combine.h"
+#include "tests/test.h"
+
+static uint32_t rng = 12345;
+static float rnd(void) {
+  rng = rng * 1664525u + 1013904223u;
+  return (float)((double)(rng >> 8) / (1 << 24) * 2 - 1);
+}
+
+TEST(matches_the_plain_loop_bit_for_bit) {
+  int Ks[] = {1, 2, 3, 4, 5, 8, 9}, Ns[] = {1, 2, 7, 16, 37};
+  int64_t lens[] = {1, 63, 64, 65, 200, 1000};
+  for (size_t a = 0; a < sizeof Ks / sizeof *Ks; a++)
+    for (size_t b = 0; b < sizeof Ns / sizeof *Ns; b++)
+      for (size_t c = 0; c < sizeof lens / sizeof *lens; c++) {
+        int K = Ks[a], N = Ns[b];
+        int64_t len = lens[c];
+        float *w = malloc(sizeof(float) * (size_t)(K * N)), *in = malloc(sizeof(float) * (size_t)(N * len));
+        double *dw = malloc(sizeof(double) * (size_t)(K * N));
+        uint16_t *h = malloc(sizeof(uint16_t) * (size_t)(N * len));
+        float *o1 = malloc(sizeof(float) * (size_t)(K * len)), *o2 = malloc(sizeof(float) * (size_t)(K * len));
+        float *o3 = malloc(sizeof(float) * (size_t)(K * len)), *ref = malloc(sizeof(float) * (size_t)(K * len));
+        float *dref = malloc(sizeof(float) * (size_t)(K * len));
+        for (int i = 0; i < K * N; i++) dw[i] = w[i] = rnd();
+        for (int64_t i = 0; i < N * len; i++) {
+          h[i] = ec_float_to_half(rnd() * 3);
+          in[i] = ec_half_to_float(h[i]);
+        }
+        for (int k = 0; k < K; k++)
+          for (int64_t e = 0; e < len; e++) {
+            float s = 0;
+            double d = 0;
+            for (int i = 0; i < N; i++) {
+              float p = w[k * N + i] * in[i * len + e];
+              s += p;
+              d += dw[k * N + i] * (double)in[i * len + e];
+            }
+            ref[k * len + e] = s;
+            dref[k * len + e] = (float)d;
+          }
+        /* whole range, and the range split at an odd column (as threads split it) */
+        int64_t cut = len / 3 + 1 < len ? len / 3 + 1 : len;
+        combine_f32(w, K, N, in, len, o1, 0, len);
+        combine_f32(w, K, N, in, len, o2, 0, cut);
+        combine_f32(w, K, N, in, len, o2, cut, len);
+        combine_f32_h(w, K, N, h, len, o3, 0, len);
+        ASSERT_TRUE(memcmp(o1, ref, sizeof(float) * (size_t)(K * len)) == 0);
+        ASSERT_TRUE(memcmp(o2, ref, sizeof(float) * (size_t)(K * len)) == 0);
+        ASSERT_TRUE(memcmp(o3, ref, sizeof(float) * (size_t)(K * len)) == 0);
+        combine_f64(dw, K, N, in, len, o1, 0, len);
+        combine_f64_h(dw, K, N, h, len, o2, 0, cut);
+        combine_f64_h(dw, K, N, h, len, o2, cut, len);
+        ASSERT_TRUE(memcmp(o1, dref, sizeof(float) * (size_t)(K * len)) == 0);
+        ASSERT_TRUE(memcmp(o2, dref, sizeof(float) * (size_t)(K * len)) == 0);
+        free(w), free(in), free(dw), free(h), free(o1), free(o2), free(o3), free(ref), free(dref);
+      }
+}
+
+TEST_MAIN(matches_the_plain_loop_bit_for_bit)
