@@ -5,7 +5,7 @@
 # match nothing or are malformed, a memory limit below the minimum, SIGINT/SIGTERM. No partial
 # file is ever left under a final name. Needs POSTHOC_EMA, POSTHOC_SYNTH.
 . "$(dirname "$0")/lib.sh"
-: "${POSTHOC_EMA:?}" "${POSTHOC_SYNTH:?}" "${SNAPFIX:?}"
+: "${POSTHOC_EMA:?}" "${POSTHOC_SYNTH:?}" "${SNAPFIX:?}" "${EXP_TRACKED:?}"
 PY=/usr/bin/python3
 run=$WORK/run
 "$POSTHOC_SYNTH" --out "$run/snapshots" --count 8 --every 8Ki --batch 1024 --channels 6 --quiet || exit 1
@@ -99,6 +99,19 @@ PYEOF
 else
   echo "ok - outputs checked in Python # SKIP no /usr/bin/python3 with h5py"
 fi
+
+# --- against an EMA the trainer tracked directly --------------------------------------------------
+# posthoc-synth tracks 0.13 too; rebuilding it from 0.05/0.10 alone must give the tracked weights
+# (float32 snapshots: 1.5e-6 at this n, the reconstruction's own accuracy; float16: within the
+# float16 rounding of the target, 2^-11).
+for dt in float32 float16; do
+  "$POSTHOC_SYNTH" --out "$WORK/tracked-$dt" --count 32 --every 8Ki --batch 512 --channels 4 --ema 0.05,0.1,0.13 --dtype $dt --quiet || exit 1
+  expect "tracked 0.13 ($dt)" 0 "" -- "$EXP_TRACKED" --snapshots "$WORK/tracked-$dt" --tracked 0.13 --from 0.05,0.1
+  err=$(sed -n 's/.*weight error \([^,]*\),.*/\1/p' "$OUT")
+  bound=$([ $dt = float32 ] && echo 1e-5 || echo 1e-3)
+  if awk -v e="$err" -v b="$bound" 'BEGIN { exit !(e < b) }'; then ok "reconstruction matches the tracked EMA ($dt: $err < $bound)"
+  else not_ok "reconstruction matches the tracked EMA ($dt)" "weight error $err, bound $bound"; fi
+done
 
 # --- existing outputs --------------------------------------------------------------------------
 expect "existing output is refused" 1 "phema/phema-000000065536-0.130.h5 exists; use --force to overwrite it or --skip-existing" \
