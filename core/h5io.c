@@ -808,8 +808,7 @@ int64_t h5io_dset_chunk_elems(const h5io_dset *d) {
 ec_status h5io_dset_write_chunk(const h5io_dset *d, int64_t first, void *raw) {
   quiet_hdf5();
   EC_ASSERTF(d->chunked && d->checksummed, "h5io_dset_write_chunk: the dataset is not chunked with Fletcher-32");
-  hsize_t c[EC_MAX_DIMS], coord[EC_MAX_DIMS];
-  h5io_chunk_shape(&d->shape, ec_dtype_size(d->dtype), c);
+  hsize_t coord[EC_MAX_DIMS];
   int64_t ce = h5io_dset_chunk_elems(d);
   EC_ASSERTF(first >= 0 && first < d->numel && first % ce == 0, "h5io_dset_write_chunk: %lld is not a chunk start",
              (long long)first);
@@ -826,7 +825,6 @@ ec_status h5io_dset_write_chunk(const h5io_dset *d, int64_t first, void *raw) {
   tail[1] = (unsigned char)(sum >> 8);
   tail[2] = (unsigned char)(sum >> 16);
   tail[3] = (unsigned char)(sum >> 24);
-  (void)c;
   if (H5Dwrite_chunk(d->id, H5P_DEFAULT, 0, coord, nbytes + 4, raw) < 0)
     return h5fail(EC_EIO, d->id, NULL, "cannot write data");
   return EC_OK;

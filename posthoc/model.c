@@ -132,15 +132,6 @@ ec_status model_writer_end_param(model_writer *w) {
   return EC_OK;
 }
 
-int64_t model_writer_chunk_elems(const model_writer *w, const ec_shape *shape) {
-  hsize_t c[EC_MAX_DIMS];
-  if (shape->ndim == 0) return 1;
-  h5io_chunk_shape(shape, ec_dtype_size(w->dtype), c);
-  int64_t n = 1;
-  for (int i = 0; i < shape->ndim; i++) n *= (int64_t)c[i];
-  return n;
-}
-
 ec_status model_writer_add_buffer(model_writer *w, const char *name, const ec_shape *shape,
                                   const float *data) {
   ec_status s;

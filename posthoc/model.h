@@ -43,9 +43,6 @@ ec_status model_writer_begin_param(model_writer *w, const char *name, const ec_s
 ec_status model_writer_write(model_writer *w, ec_dtype mem_dtype, const void *data, int64_t offset,
                              int64_t count);
 ec_status model_writer_end_param(model_writer *w);
-/* The chunk shape parameters get (h5io_chunk_shape for the model's dtype): writing whole chunks
- * at a time keeps HDF5 from caching partial ones. Elements per chunk. */
-int64_t model_writer_chunk_elems(const model_writer *w, const ec_shape *shape);
 /* The open HDF5 file, for provenance attributes and datasets outside /params and /buffers. */
 hid_t model_writer_file(model_writer *w);
 /* Commits (rename into place) and frees *w; on failure removes the temporary file. */

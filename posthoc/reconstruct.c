@@ -365,6 +365,7 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   char *ema = NULL;
   ec_pool *pool = NULL;
   void **scratch = NULL;
+  int nscratch = 0;
   ec_progress bar = {0};
   read_job rj;
   memset(&rj, 0, sizeof rj);
@@ -531,11 +532,12 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
     goto done;
   }
   if ((s = ec_pool_create(&pool, nthreads))) goto done;
-  if (!(scratch = ec_calloc((size_t)ec_pool_threads(pool), sizeof *scratch))) {
+  nscratch = ec_pool_threads(pool); /* may be fewer than asked if threads could not start */
+  if (!(scratch = ec_calloc((size_t)nscratch, sizeof *scratch))) {
     s = EC_ENOMEM;
     goto done;
   }
-  for (int w = 0; w < ec_pool_threads(pool) && !s; w++)
+  for (int w = 0; w < nscratch && !s; w++)
     if (!(scratch[w] = ec_aligned_alloc(scratch_size))) s = EC_ENOMEM;
   if (s) goto done;
 
@@ -724,7 +726,7 @@ done:
   for (size_t m = 0; maps && m < (size_t)N * (size_t)T; m++) h5direct_unmap(&maps[m]);
   for (int bb = 0; refbuf && ref && bb < ref->nbuffers; bb++) ec_freep(&refbuf[bb]);
   snap_close(&reff);
-  for (int w = 0; scratch && w < nthreads; w++) ec_freep(&scratch[w]);
+  for (int w = 0; scratch && w < nscratch; w++) ec_freep(&scratch[w]);
   ec_freep(&scratch);
   ec_freep(&refbuf);
   ec_freep(&maps);
