@@ -249,7 +249,8 @@ int h5io_exists(hid_t loc, const char *path) {
 static int object_type_is(hid_t loc, const char *name, H5O_type_t type) {
   if (!h5io_exists(loc, name)) return 0;
   H5O_info_t info;
-  if (H5Oget_info_by_name(loc, name, &info, H5P_DEFAULT) < 0) {
+  /* basic fields only: the full H5Oget_info also counts attributes and reads header details */
+  if (H5Oget_info_by_name2(loc, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) {
     H5Eclear2(H5E_DEFAULT);
     return 0;
   }
@@ -510,10 +511,14 @@ ec_status h5io_dset_open(hid_t loc, const char *name, h5io_dset *d) {
   quiet_hdf5();
   memset(d, 0, sizeof *d);
   d->id = H5I_INVALID_HID;
-  if (!h5io_is_dataset(loc, name))
-    return ec_err(EC_ENOENT, "%s: dataset missing", where_child(loc, name));
+  /* Open first and ask why only on failure: readers open thousands of datasets. */
   d->id = H5Dopen2(loc, name, H5P_DEFAULT);
-  if (d->id < 0) return h5fail(EC_EFORMAT, loc, name, "cannot open dataset");
+  if (d->id < 0) {
+    if (!h5io_exists(loc, name)) return ec_err(EC_ENOENT, "%s: dataset missing", where_child(loc, name));
+    if (!h5io_is_dataset(loc, name)) return ec_err(EC_EFORMAT, "%s: not a dataset", where_child(loc, name));
+    d->id = H5Dopen2(loc, name, H5P_DEFAULT); /* again, for HDF5's own reason */
+    if (d->id < 0) return h5fail(EC_EFORMAT, loc, name, "cannot open dataset");
+  }
   hid_t t = H5Dget_type(d->id), space = H5Dget_space(d->id), dcpl = H5Dget_create_plist(d->id);
   int dt = dtype_of(t);
   int big_endian_half = (dt == EC_F16 || dt == EC_BF16) && H5Tget_order(t) != H5T_ORDER_LE;

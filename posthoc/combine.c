@@ -280,3 +280,142 @@ void combine_f64_h(const double *w, int K, int N, const uint16_t *in, int64_t le
       out[(size_t)k * (size_t)len + (size_t)e] = (float)a;
     }
 }
+
+/* ---- one input at a time (streaming path) ------------------------------------------------- */
+
+#define AXPY_H(NAME, ATTR, LOAD16)                                                                  \
+  ATTR static void NAME(float *out, float w, const uint16_t *in, int64_t len) {                     \
+    int64_t e = 0;                                                                                  \
+    for (; e + 16 <= len; e += 16) {                                                                \
+      vf x, o;                                                                                      \
+      LOAD16(x, in + e);                                                                            \
+      memcpy(&o, out + e, 64);                                                                      \
+      o += w * x;                                                                                   \
+      memcpy(out + e, &o, 64);                                                                      \
+    }                                                                                               \
+    for (; e < len; e++) out[e] += w * ec_half_to_float(in[e]);                                     \
+  }                                                                                                 \
+  ATTR static void NAME##64(double *out, double w, const uint16_t *in, int64_t len) {               \
+    int64_t e = 0;                                                                                  \
+    for (; e + 16 <= len; e += 16) {                                                                \
+      vf x;                                                                                         \
+      LOAD16(x, in + e);                                                                            \
+      vf8 h[2];                                                                                     \
+      memcpy(h, &x, 64);                                                                            \
+      vd a = __builtin_convertvector(h[0], vd), b = __builtin_convertvector(h[1], vd), oa, ob;      \
+      memcpy(&oa, out + e, 64);                                                                     \
+      memcpy(&ob, out + e + 8, 64);                                                                 \
+      oa += w * a;                                                                                  \
+      ob += w * b;                                                                                  \
+      memcpy(out + e, &oa, 64);                                                                     \
+      memcpy(out + e + 8, &ob, 64);                                                                 \
+    }                                                                                               \
+    for (; e < len; e++) out[e] += w * (double)ec_half_to_float(in[e]);                             \
+  }
+
+AXPY_H(axpy_portable, , LOAD16_PORTABLE)
+#if defined(__x86_64__) && defined(__GNUC__)
+AXPY_H(axpy_avx512, __attribute__((target("avx512f"))), LOAD16_AVX512)
+AXPY_H(axpy_f16c, __attribute__((target("avx2,f16c"))), LOAD16_F16C)
+#endif
+
+void combine_axpy_h(float *out, float w, const uint16_t *in, int64_t len) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) {
+    axpy_avx512(out, w, in, len);
+    return;
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+    axpy_f16c(out, w, in, len);
+    return;
+  }
+#endif
+  axpy_portable(out, w, in, len);
+}
+
+void combine_axpy_h64(double *out, double w, const uint16_t *in, int64_t len) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) {
+    axpy_avx51264(out, w, in, len);
+    return;
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+    axpy_f16c64(out, w, in, len);
+    return;
+  }
+#endif
+  axpy_portable64(out, w, in, len);
+}
+
+/* n inputs per pass over out, in blocks of 16 columns. */
+#define AXPYN_H(NAME, ATTR, LOAD16)                                                                 \
+  ATTR static void NAME(float *out, const float *w, const uint16_t *const *in, int n, int64_t len) {\
+    int64_t e = 0;                                                                                  \
+    for (; e + 16 <= len; e += 16) {                                                                \
+      vf o;                                                                                         \
+      memcpy(&o, out + e, 64);                                                                      \
+      for (int i = 0; i < n; i++) {                                                                 \
+        vf x;                                                                                       \
+        LOAD16(x, in[i] + e);                                                                       \
+        o += w[i] * x;                                                                              \
+      }                                                                                             \
+      memcpy(out + e, &o, 64);                                                                      \
+    }                                                                                               \
+    for (; e < len; e++)                                                                            \
+      for (int i = 0; i < n; i++) out[e] += w[i] * ec_half_to_float(in[i][e]);                      \
+  }                                                                                                 \
+  ATTR static void NAME##64(double *out, const double *w, const uint16_t *const *in, int n,         \
+                            int64_t len) {                                                          \
+    int64_t e = 0;                                                                                  \
+    for (; e + 16 <= len; e += 16) {                                                                \
+      vd oa, ob;                                                                                    \
+      memcpy(&oa, out + e, 64);                                                                     \
+      memcpy(&ob, out + e + 8, 64);                                                                 \
+      for (int i = 0; i < n; i++) {                                                                 \
+        vf x;                                                                                       \
+        LOAD16(x, in[i] + e);                                                                       \
+        vf8 h[2];                                                                                   \
+        memcpy(h, &x, 64);                                                                          \
+        oa += w[i] * __builtin_convertvector(h[0], vd);                                             \
+        ob += w[i] * __builtin_convertvector(h[1], vd);                                             \
+      }                                                                                             \
+      memcpy(out + e, &oa, 64);                                                                     \
+      memcpy(out + e + 8, &ob, 64);                                                                 \
+    }                                                                                               \
+    for (; e < len; e++)                                                                            \
+      for (int i = 0; i < n; i++) out[e] += w[i] * (double)ec_half_to_float(in[i][e]);              \
+  }
+
+AXPYN_H(axpyn_portable, , LOAD16_PORTABLE)
+#if defined(__x86_64__) && defined(__GNUC__)
+AXPYN_H(axpyn_avx512, __attribute__((target("avx512f"))), LOAD16_AVX512)
+AXPYN_H(axpyn_f16c, __attribute__((target("avx2,f16c"))), LOAD16_F16C)
+#endif
+
+void combine_axpyn_h(float *out, const float *w, const uint16_t *const *in, int n, int64_t len) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) {
+    axpyn_avx512(out, w, in, n, len);
+    return;
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+    axpyn_f16c(out, w, in, n, len);
+    return;
+  }
+#endif
+  axpyn_portable(out, w, in, n, len);
+}
+
+void combine_axpyn_h64(double *out, const double *w, const uint16_t *const *in, int n, int64_t len) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) {
+    axpyn_avx51264(out, w, in, n, len);
+    return;
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+    axpyn_f16c64(out, w, in, n, len);
+    return;
+  }
+#endif
+  axpyn_portable64(out, w, in, n, len);
+}

@@ -26,4 +26,15 @@ void combine_f32_h(const float *w, int K, int N, const uint16_t *in, int64_t len
 void combine_f64_h(const double *w, int K, int N, const uint16_t *in, int64_t len, float *out,
                    int64_t e0, int64_t e1);
 
+/* One input at a time: out[e] += w * in[e] (float16 inputs, float32 or float64 accumulators),
+ * for the reconstruction's streaming path. Applied to inputs 0, 1, ... on zeroed outputs it gives
+ * exactly the same bits as combine_f32_h / combine_f64_h. */
+void combine_axpy_h(float *out, float w, const uint16_t *in, int64_t len);
+void combine_axpy_h64(double *out, double w, const uint16_t *in, int64_t len);
+/* n (<= COMBINE_AXPY_MAX) inputs in one pass over `out`: the same as n calls in order, with a
+ * fraction of the memory traffic on `out`. in[i] may be anywhere. */
+#define COMBINE_AXPY_MAX 8
+void combine_axpyn_h(float *out, const float *w, const uint16_t *const *in, int n, int64_t len);
+void combine_axpyn_h64(double *out, const double *w, const uint16_t *const *in, int n, int64_t len);
+
 #endif

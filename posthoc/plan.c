@@ -177,7 +177,8 @@ ec_status plan_build(plan *p, const plan_args *a) {
   const char *dir = a->snapshots ? a->snapshots : snapdir_default();
   ec_status s = snapdir_scan(&p->dir, dir);
   if (s) return s;
-  if ((s = snapdir_check(&p->dir, 0, &p->summaries, &p->problems, NULL, NULL))) return s;
+  if ((s = snapdir_check(&p->dir, a->map_datasets ? SNAPDIR_MAP : 0, &p->summaries, &p->problems, NULL, NULL)))
+    return s;
   if (p->problems.errors)
     return ec_err(EC_EFORMAT, "%s: %d problem%s with the snapshots (listed above)", dir,
                   p->problems.errors, p->problems.errors == 1 ? "" : "s");

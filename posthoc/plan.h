@@ -24,6 +24,9 @@ typedef struct {
    * against them. */
   const double *extra_sigma;
   int nextra;
+  /* Keep every usable snapshot's tables and dataset maps in the summaries (SNAPDIR_MAP), for a
+   * reconstruction that reads them next. */
+  int map_datasets;
 } plan_args;
 
 void plan_args_init(plan_args *a);

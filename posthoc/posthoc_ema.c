@@ -9,7 +9,9 @@
 #include <cblas.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/atomic.h"
 #include "core/cli.h"
@@ -93,6 +95,18 @@ static const char description[] =
     "Problems are printed on stderr, one line each, naming the file and tensor. Exit status: 0 ok, "
     "1 bad input (a bad value or list, a problem with the snapshots), 2 usage error.";
 
+/* OpenBLAS starts one thread per core when it is loaded, and idle ones spin on sched_yield for a
+ * while; posthoc-ema needs it only for small dense solves, and the spinning threads steal cores
+ * from the reconstruction's readers (measured: a third of a short run). Its thread count comes
+ * from the environment when it loads, before main(), and glibc resets the environment after the
+ * earliest hook a program has (its preinit array), so the only way is to start again with the
+ * variable set. A value the user set is kept; if /proc is missing, we go on as we are. */
+static void one_blas_thread(char **argv) {
+  if (getenv("OPENBLAS_NUM_THREADS")) return;
+  setenv("OPENBLAS_NUM_THREADS", "1", 1);
+  execv("/proc/self/exe", argv);
+}
+
 static ec_status parse_method(const char *s, phema_method *m) {
   for (int k = PHEMA_METHOD_AUTO; k <= PHEMA_METHOD_LU; k++)
     if (!strcmp(s, phema_method_name((phema_method)k))) {
@@ -103,6 +117,7 @@ static ec_status parse_method(const char *s, phema_method *m) {
 }
 
 int main(int argc, char **argv) {
+  one_blas_thread(argv);
   ec_cli cli = {.prog = "posthoc-ema",
                 .synopsis = "--list [--snapshots DIR] [--json] [--quick] [--quiet]\n"
                             "--solve-only --sigma-rel LIST [--half-life LIST] [--at NIMG] "
@@ -125,9 +140,7 @@ int main(int argc, char **argv) {
   ec_status st = EC_OK;
   const char *arg;
   ec_atomic_install_signal_cleanup();
-  /* The dense solves are small; OpenBLAS's idle worker threads would only spin (sched_yield)
-   * against the reconstruction's own threads. */
-  openblas_set_num_threads(1);
+  openblas_set_num_threads(1); /* in case OPENBLAS_NUM_THREADS came from the user */
   /* Large buffers (slices, chunks, HDF5's) come and go per tensor; with glibc's adaptive mmap
    * threshold they end up on the brk heap and fragment it (measured: 300 MiB of heap for 140 MiB
    * live). A fixed threshold keeps them in mmap, returned to the system when freed. */

@@ -201,7 +201,7 @@ typedef struct {
   const int *src_of;     /* input -> source */
   int *prof_of;          /* input -> profile index in its source (for the HDF5 path) */
   int **tmap_of;         /* source -> (reference tensor -> index in that file) */
-  h5direct_map *maps;    /* input i, tensor j: maps[i * T + j] */
+  const h5direct_map **maps; /* input i, tensor j: maps[i * T + j] (owned by the plan) */
   int T;
   void **scratch;        /* per worker */
   size_t scratch_size;
@@ -220,7 +220,7 @@ typedef struct {
 static void read_input(void *ctx, int64_t i, int worker) {
   read_job *r = ctx;
   if (atomic_load(&r->failed)) return;
-  const h5direct_map *m = &r->maps[(size_t)i * (size_t)r->T + (size_t)r->j];
+  const h5direct_map *m = r->maps[(size_t)i * (size_t)r->T + (size_t)r->j];
   source *sc = &r->src[r->src_of[i]];
   ec_status st;
   if (r->raw16) {
@@ -279,51 +279,237 @@ static void raise_nofile(void) {
   }
 }
 
-/* Opens source `sc`, maps the datasets of its inputs, compares its buffers with the reference
- * values `refbuf` (NULL for the reference itself), and closes HDF5 unless it is still needed. */
-static ec_status open_source(source *sc, const char *path, const plan *p, int first_input, int ninputs,
-                             const snap_file *ref, int **tmap, int *prof_of, h5direct_map *maps, int T,
-                             float **refbuf, FILE *err) {
-  ec_status s = snap_open(&sc->file, path);
-  if (s) return s;
-  sc->bytes_per_elem = (sc->file.dtypes_seen & (1 << EC_F32)) ? 4 : 2;
+/* Attaches source `sc` to the snapshot the plan's directory check already opened and mapped
+ * (`sf`: tables, dataset maps, buffer hashes): which file tensor and profile each input uses,
+ * where its bytes lie, whether its buffers agree with the reference, and a file descriptor.
+ * HDF5 reopens the file only when some dataset cannot be mapped. */
+static ec_status attach_source(source *sc, const snap_file *sf, const plan *p, int first_input, int ninputs,
+                               const snap_file *refsum, int **tmap, int *prof_of, const h5direct_map **maps,
+                               int T, FILE *err) {
+  ec_status s = EC_OK;
+  sc->bytes_per_elem = (sf->dtypes_seen & (1 << EC_F32)) ? 4 : 2;
   if (!(*tmap = ec_calloc((size_t)T, sizeof **tmap))) return EC_ENOMEM;
   for (int j = 0; j < T && !s; j++) {
-    (*tmap)[j] = snap_find_tensor(&sc->file, ref->tensors[j].name);
-    if ((*tmap)[j] < 0) /* the directory check makes this impossible unless files changed */
-      s = ec_err(EC_EFORMAT, "%s: tensor %s missing", path, ref->tensors[j].name);
+    (*tmap)[j] = snap_find_tensor(sf, refsum->tensors[j].name);
+    if ((*tmap)[j] < 0) /* the directory check makes this impossible */
+      s = ec_err(EC_EFORMAT, "%s: tensor %s missing", sc->path, refsum->tensors[j].name);
   }
   for (int i = first_input; i < first_input + ninputs && !s; i++) {
-    prof_of[i] = snap_find_profile(&sc->file, p->inputs[i].sigma_rel);
-    for (int j = 0; j < T && !s; j++) {
-      char dpath[1100];
-      h5io_dset d;
-      snprintf(dpath, sizeof dpath, "ema/%s/%s", sc->file.profiles[prof_of[i]].key,
-               sc->file.tensors[(*tmap)[j]].name);
-      if ((s = h5io_dset_open(sc->file.file, dpath, &d))) break;
-      s = h5direct_map_dataset(&d, &maps[(size_t)i * (size_t)T + (size_t)j]);
-      h5io_dset_close(&d);
-      if (!s && !maps[(size_t)i * (size_t)T + (size_t)j].mappable) sc->hdf5 = 1;
+    prof_of[i] = snap_find_profile(sf, p->inputs[i].sigma_rel);
+    for (int j = 0; j < T; j++) {
+      const h5direct_map *m = &sf->maps[(size_t)prof_of[i] * (size_t)sf->ntensors + (size_t)(*tmap)[j]];
+      maps[(size_t)i * (size_t)T + (size_t)j] = m;
+      if (!m->mappable) sc->hdf5 = 1;
     }
   }
   /* Buffers are copied, not averaged: they must agree across snapshots. */
-  for (int b = 0; b < ref->nbuffers && !s && refbuf; b++) {
-    int ob = snap_find_buffer(&sc->file, ref->buffers[b].name);
-    if (ob < 0 || sc->file.buffers[ob].numel != ref->buffers[b].numel) continue; /* checked earlier */
-    float *v = ec_mallocarray((size_t)ref->buffers[b].numel, sizeof *v);
-    if (!v) {
-      s = EC_ENOMEM;
-      break;
-    }
-    s = snap_read_buffer(&sc->file, ob, v);
-    if (!s && memcmp(v, refbuf[b], (size_t)ref->buffers[b].numel * sizeof *v))
+  for (int b = 0; b < refsum->nbuffers && !s && sf != refsum; b++) {
+    int ob = snap_find_buffer(sf, refsum->buffers[b].name);
+    if (ob >= 0 && sf->buffer_hash[ob] != refsum->buffer_hash[b])
       fprintf(err, "posthoc-ema: warning: buffer %s differs between %s and %s; using the latter\n",
-              ref->buffers[b].name, path, ref->path);
-    ec_freep(&v);
+              refsum->buffers[b].name, sc->path, refsum->path);
   }
-  if (!s && (sc->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-    s = ec_err(EC_EIO, "cannot open %s: %s (too many snapshots for `ulimit -n`?)", path, strerror(errno));
-  if (!s && !sc->hdf5) snap_close(&sc->file);
+  if (!s && (sc->fd = open(sc->path, O_RDONLY | O_CLOEXEC)) < 0)
+    s = ec_err(EC_EIO, "cannot open %s: %s (too many snapshots for `ulimit -n`?)", sc->path, strerror(errno));
+  if (!s && sc->hdf5) s = snap_open(&sc->file, sc->path);
+  return s;
+}
+
+/* The coefficient matrix of tensor j: outputs x inputs (float32, and float64 when asked). */
+static void tensor_weights(const plan *p, const int *colmap, const int *rule_col, const out_writer *ow,
+                           int nactive, int N, int j, float *w, double *dw) {
+  for (int q = 0; q < nactive; q++) {
+    int col = colmap[j] >= 0 ? rule_col[colmap[j]] : ow[q].target;
+    for (int i = 0; i < N; i++) {
+      double x = p->x[(size_t)i * (size_t)p->ntargets + (size_t)col];
+      w[(size_t)q * (size_t)N + (size_t)i] = (float)x;
+      if (dw) dw[(size_t)q * (size_t)N + (size_t)i] = x;
+    }
+  }
+}
+
+/* Hands slice [off, off+len) of tensor t to every output (out: nactive rows of len floats). */
+static ec_status write_slice(out_writer *ow, int nactive, const snap_tensor *t, int64_t off,
+                             int64_t len, const float *out) {
+  ec_status s = EC_OK;
+  if (off == 0)
+    for (int q = 0; q < nactive && !s; q++)
+      if (ow[q].h5) s = model_writer_begin_param(ow[q].h5, t->name, &t->shape, EC_F32);
+  for (int q = 0; q < nactive && !s; q++) {
+    const float *o = out + (size_t)q * (size_t)len;
+    s = ow[q].h5 ? model_writer_write(ow[q].h5, EC_F32, o, off, len) : ec_st_writer_write(&ow[q].st, EC_F32, o, len);
+  }
+  if (!s && off + len == t->numel)
+    for (int q = 0; q < nactive && !s; q++)
+      if (ow[q].h5) s = model_writer_end_param(ow[q].h5);
+  return s;
+}
+
+/* ---- the streaming pass (a few targets from float16 snapshots) ------------------------------
+ * With K <= STREAM_MAX_K the work per input byte is small, so the best order is the reader's:
+ * the pool's workers read (pread, checksum, no conversion) the inputs of every slice, in order,
+ * into a ring of chunk-sized buffers, and this thread adds each one to the outputs the moment it
+ * is ready, while it is still in cache, converting float16 as it goes. No N-sized buffers, no
+ * second pass over memory. Inputs are added in input order, so the bits equal the tiled kernel's
+ * (combine.h). Items are claimed in order and each waits only for the slot of the item R before
+ * it, which this thread frees in order: no deadlock. */
+enum { STREAM_MAX_K = 4 };
+
+typedef struct {
+  const h5direct_map *const *maps;
+  const source *src;
+  const int *src_of;
+  int T, N;
+  const int *sj;          /* slice -> tensor */
+  const int64_t *soff, *slen;
+  int R;
+  uint16_t **ring;        /* R buffers */
+  int64_t *ready;         /* slot -> item it holds (-1: none) */
+  void **scratch;
+  size_t scratch_size;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int64_t consumed;       /* items added to the outputs so far */
+  int stop;
+  ec_status status;
+  char msg[1024];
+} stream_job;
+
+static void stream_read(void *ctx, int64_t q, int worker) {
+  stream_job *J = ctx;
+  int slot = (int)(q % J->R);
+  pthread_mutex_lock(&J->mu);
+  while (!J->stop && q >= J->consumed + J->R) pthread_cond_wait(&J->cv, &J->mu);
+  int stop = J->stop;
+  pthread_mutex_unlock(&J->mu);
+  if (stop) return;
+  int64_t sl = q / J->N;
+  int i = (int)(q % J->N);
+  const h5direct_map *m = J->maps[(size_t)i * (size_t)J->T + (size_t)J->sj[sl]];
+  ec_status st = h5direct_read_raw(m, J->src[J->src_of[i]].fd, J->soff[sl], J->slen[sl], J->ring[slot],
+                                   J->scratch[worker], J->scratch_size);
+  pthread_mutex_lock(&J->mu);
+  if (st && !J->stop) {
+    J->stop = 1;
+    J->status = st;
+    snprintf(J->msg, sizeof J->msg, "%s", ec_errmsg());
+  }
+  J->ready[slot] = q;
+  pthread_cond_broadcast(&J->cv);
+  pthread_mutex_unlock(&J->mu);
+}
+
+/* Runs the streaming pass over every slice; see above. */
+static ec_status stream_pass(const plan *p, const h5direct_map **maps, const source *src, const int *src_of,
+                             int T, int N, const snap_file *ref, int64_t P, int R, void **scratch,
+                             size_t scratch_size, ec_pool *pool, out_writer *ow, int nactive,
+                             const int *colmap, const int *rule_col, float *wmat, double *dwmat, float *out,
+                             int64_t bytes_per_elem_all, ec_progress *bar) {
+  /* The slices, as in the tiled pass: whole stored chunks of input 0. */
+  int *sj = NULL;
+  int64_t *soff = NULL, *slen = NULL, nslices = 0;
+  stream_job J;
+  memset(&J, 0, sizeof J);
+  double *dacc = NULL;
+  ec_status s = EC_OK;
+  /* count first, then fill */
+  for (int pass = 0; pass < 2 && !s; pass++) {
+    nslices = 0;
+    for (int j = 0; j < T; j++)
+      for (int64_t off = 0; off < ref->tensors[j].numel;) {
+        int64_t left = ref->tensors[j].numel - off, len = left < P ? left : P;
+        if (maps[j]->mappable) len = h5direct_aligned_count(maps[j], off, len);
+        if (pass) {
+          sj[nslices] = j;
+          soff[nslices] = off;
+          slen[nslices] = len;
+        }
+        nslices++;
+        off += len;
+      }
+    if (!pass && (!(sj = ec_calloc((size_t)nslices + 1, sizeof *sj)) ||
+                  !(soff = ec_calloc((size_t)nslices + 1, sizeof *soff)) ||
+                  !(slen = ec_calloc((size_t)nslices + 1, sizeof *slen))))
+      s = EC_ENOMEM;
+  }
+  J.ring = ec_calloc((size_t)R, sizeof *J.ring);
+  J.ready = ec_calloc((size_t)R, sizeof *J.ready);
+  if (dwmat) dacc = ec_aligned_alloc((size_t)nactive * (size_t)P * sizeof *dacc);
+  if (!J.ring || !J.ready || (dwmat && !dacc)) s = EC_ENOMEM;
+  for (int r = 0; !s && r < R; r++) {
+    J.ready[r] = -1;
+    if (!(J.ring[r] = ec_aligned_alloc((size_t)P * sizeof(uint16_t)))) s = EC_ENOMEM;
+  }
+  if (s) goto done;
+  J.maps = maps;
+  J.src = src;
+  J.src_of = src_of;
+  J.T = T;
+  J.N = N;
+  J.sj = sj;
+  J.soff = soff;
+  J.slen = slen;
+  J.R = R;
+  J.scratch = scratch;
+  J.scratch_size = scratch_size;
+  pthread_mutex_init(&J.mu, NULL);
+  pthread_cond_init(&J.cv, NULL);
+  ec_pool_start(pool, nslices * N, stream_read, &J);
+  for (int64_t sl = 0; sl < nslices && !s; sl++) {
+    int j = sj[sl];
+    int64_t len = slen[sl];
+    if (soff[sl] == 0) tensor_weights(p, colmap, rule_col, ow, nactive, N, j, wmat, dwmat);
+    if (dacc)
+      memset(dacc, 0, (size_t)nactive * (size_t)len * sizeof *dacc);
+    else
+      memset(out, 0, (size_t)nactive * (size_t)len * sizeof *out);
+    for (int i = 0; i < N && !s;) {
+      /* wait for the next input, then take every following one that is already read (up to
+       * COMBINE_AXPY_MAX): one pass over the outputs for all of them */
+      int64_t q = sl * N + i;
+      int n = 1;
+      pthread_mutex_lock(&J.mu);
+      while (!J.stop && J.ready[q % R] != q) pthread_cond_wait(&J.cv, &J.mu);
+      if (J.stop) s = J.status ? ec_err(J.status, "%s", J.msg) : EC_EINTR;
+      while (!s && n < COMBINE_AXPY_MAX && i + n < N && J.ready[(q + n) % R] == q + n) n++;
+      pthread_mutex_unlock(&J.mu);
+      if (s) break;
+      const uint16_t *rows[COMBINE_AXPY_MAX];
+      for (int r = 0; r < n; r++) rows[r] = J.ring[(q + r) % R];
+      for (int k = 0; k < nactive; k++) {
+        if (dacc)
+          combine_axpyn_h64(dacc + (size_t)k * (size_t)len, dwmat + (size_t)k * (size_t)N + (size_t)i, rows, n, len);
+        else
+          combine_axpyn_h(out + (size_t)k * (size_t)len, wmat + (size_t)k * (size_t)N + (size_t)i, rows, n, len);
+      }
+      pthread_mutex_lock(&J.mu);
+      J.consumed = q + n;
+      pthread_cond_broadcast(&J.cv);
+      pthread_mutex_unlock(&J.mu);
+      i += n;
+    }
+    if (s) break;
+    if (dacc)
+      for (size_t e = 0; e < (size_t)nactive * (size_t)len; e++) out[e] = (float)dacc[e];
+    s = write_slice(ow, nactive, &ref->tensors[j], soff[sl], len, out);
+    ec_progress_add(bar, len * bytes_per_elem_all);
+  }
+  /* Stop the readers still waiting for a slot (after a failure), then let the loop finish. */
+  pthread_mutex_lock(&J.mu);
+  if (s) J.stop = 1;
+  pthread_cond_broadcast(&J.cv);
+  pthread_mutex_unlock(&J.mu);
+  ec_pool_wait(pool);
+  pthread_mutex_destroy(&J.mu);
+  pthread_cond_destroy(&J.cv);
+done:
+  for (int r = 0; J.ring && r < R; r++) ec_freep(&J.ring[r]);
+  ec_freep(&J.ring);
+  ec_freep(&J.ready);
+  ec_freep(&dacc);
+  ec_freep(&sj);
+  ec_freep(&soff);
+  ec_freep(&slen);
   return s;
 }
 
@@ -348,6 +534,7 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   plan_args pa = a->plan;
   pa.extra_sigma = extra;
   pa.nextra = nextra;
+  pa.map_datasets = 1; /* the directory check maps every dataset once; the reads use the maps */
   if (!s) s = plan_build(p, &pa);
   for (int r = 0; !s && r < rules.n; r++) rule_col[r] += p->nmain;
 
@@ -356,7 +543,7 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   memset(&reff, 0, sizeof reff);
   reff.file = H5I_INVALID_HID;
   int nsrc = 0, *src_of = NULL, *prof_of = NULL, **tmap_of = NULL;
-  h5direct_map *maps = NULL;
+  const h5direct_map **maps = NULL;
   out_writer *ow = NULL;
   void *inb[2] = {NULL, NULL};
   float *out = NULL, *wmat = NULL, **refbuf = NULL;
@@ -430,6 +617,7 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
     }
     src_of[i] = nsrc;
     src[nsrc].fd = -1;
+    src[nsrc].file.file = H5I_INVALID_HID;
     if (!(src[nsrc].path = ec_strdup(p->dir.entries[p->inputs[i].snap].path))) {
       s = EC_ENOMEM;
       goto done;
@@ -455,7 +643,8 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
     else
       s = snap_read_buffer(ref, b, refbuf[b]);
   }
-  /* Map every source's datasets. */
+  /* Attach every source to the snapshot the plan's check opened and mapped. */
+  const snap_file *refsum = p->summaries[p->inputs[N - 1].snap].file;
   for (int f = 0; f < nsrc && !s; f++) {
     int first = 0, cnt = 0;
     for (int i = 0; i < N; i++)
@@ -463,8 +652,8 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
         if (!cnt) first = i;
         cnt++;
       }
-    s = open_source(&src[f], src[f].path, p, first, cnt, ref, &tmap_of[f], prof_of, maps, T,
-                    f == nsrc - 1 ? NULL : refbuf, err);
+    s = attach_source(&src[f], p->summaries[p->inputs[first].snap].file, p, first, cnt, refsum, &tmap_of[f],
+                      prof_of, maps, T, err);
   }
   if (s) goto done;
 
@@ -488,7 +677,7 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   size_t scratch_size = 64 << 10;
   int nhdf5 = 0;
   for (size_t m = 0; m < (size_t)N * (size_t)T; m++)
-    if (maps[m].mappable && maps[m].scratch_size > scratch_size) scratch_size = maps[m].scratch_size;
+    if (maps[m]->mappable && maps[m]->scratch_size > scratch_size) scratch_size = maps[m]->scratch_size;
   for (int f = 0; f < nsrc; f++) nhdf5 += src[f].hdf5;
   int64_t max_numel = 1;
   for (int j = 0; j < T; j++)
@@ -497,9 +686,12 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
                   (int64_t)nactive * PER_OUTPUT_BYTES + (int64_t)nthreads * (int64_t)scratch_size;
   /* float16 inputs that all map stay float16 until the kernel converts them */
   int raw16 = 1;
-  for (size_t m = 0; m < (size_t)N * (size_t)T; m++) raw16 &= maps[m].mappable && maps[m].dtype == EC_F16;
+  for (size_t m = 0; m < (size_t)N * (size_t)T; m++) raw16 &= maps[m]->mappable && maps[m]->dtype == EC_F16;
   int64_t in_size = raw16 ? 2 : 4;
-  int64_t per_elem = 2 * in_size * (int64_t)N + 4 * (int64_t)nactive;
+  /* the ring holds what the consumer adds at once plus as much again being read ahead */
+  int streaming = raw16 && nactive <= STREAM_MAX_K, R = 2 * COMBINE_AXPY_MAX + 2 * nthreads;
+  int64_t per_elem = streaming ? 2 * (int64_t)R + (a->accumulate_f64 ? 8 : 4) * (int64_t)nactive + 4
+                               : 2 * in_size * (int64_t)N + 4 * (int64_t)nactive;
   int64_t min_slice = max_numel < MIN_SLICE ? max_numel : MIN_SLICE;
   rep->budget_min = fixed + per_elem * min_slice;
   if (a->mem_limit < rep->budget_min) {
@@ -517,17 +709,20 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   /* Slices larger than a stored chunk only cost memory (and page faults): cap them there. */
   int64_t chunk_cap = 1 << 16;
   for (size_t m = 0; m < (size_t)N * (size_t)T; m++)
-    for (int64_t e = 0; maps[m].mappable && e < maps[m].nextents; e++)
-      if (maps[m].extents[e].count > chunk_cap) chunk_cap = maps[m].extents[e].count;
+    for (int64_t e = 0; maps[m]->mappable && e < maps[m]->nextents; e++)
+      if (maps[m]->extents[e].count > chunk_cap) chunk_cap = maps[m]->extents[e].count;
   if (P > chunk_cap) P = chunk_cap;
   rep->slice_elems = P;
 
-  inb[0] = ec_aligned_alloc((size_t)N * (size_t)P * (size_t)in_size);
-  inb[1] = ec_aligned_alloc((size_t)N * (size_t)P * (size_t)in_size);
+  if (!streaming) {
+    inb[0] = ec_aligned_alloc((size_t)N * (size_t)P * (size_t)in_size);
+    inb[1] = ec_aligned_alloc((size_t)N * (size_t)P * (size_t)in_size);
+    if (!inb[0] || !inb[1]) s = EC_ENOMEM;
+  }
   out = ec_aligned_alloc((size_t)nactive * (size_t)P * sizeof *out);
   wmat = ec_calloc((size_t)nactive * (size_t)N, sizeof *wmat);
   if (a->accumulate_f64 && !(dwmat = ec_calloc((size_t)nactive * (size_t)N, sizeof *dwmat))) s = EC_ENOMEM;
-  if (!inb[0] || !inb[1] || !out || !wmat || s) {
+  if (!out || !wmat || s) {
     s = EC_ENOMEM;
     goto done;
   }
@@ -604,13 +799,22 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   rj.scratch_size = scratch_size;
   rj.raw16 = raw16;
   combine_job cjob = {wmat, dwmat, nactive, N, NULL, raw16, 0, out, 0};
+  rep->setup_seconds = now() - t0;
   ec_progress_begin(&bar, "reconstructing", total_bytes, 1, a->quiet);
+  if (streaming) {
+    s = stream_pass(p, maps, src, src_of, T, N, ref, P, R, scratch, scratch_size, pool, ow, nactive, colmap,
+                    rule_col, wmat, dwmat, out, bytes_per_elem_all, &bar);
+    ec_progress_end(&bar);
+    rep->bytes_read = total_bytes;
+    if (s) goto done;
+    goto buffers;
+  }
   int cj = 0, b = 0;
   int64_t coff = 0, clen = 0;
   /* Slices of tensor j: whole stored chunks of input 0 where possible (none is read twice). */
 #define SLICE_LEN(j, off)                                                                          \
-  (maps[(size_t)(j)].mappable                                                                      \
-       ? h5direct_aligned_count(&maps[(size_t)(j)], off, ref->tensors[j].numel - (off) < P ? ref->tensors[j].numel - (off) : P) \
+  (maps[(size_t)(j)]->mappable                                                                     \
+       ? h5direct_aligned_count(maps[(size_t)(j)], off, ref->tensors[j].numel - (off) < P ? ref->tensors[j].numel - (off) : P) \
        : (ref->tensors[j].numel - (off) < P ? ref->tensors[j].numel - (off) : P))
   while (cj < T && ref->tensors[cj].numel == 0) cj++;
   if (cj < T) {
@@ -630,16 +834,7 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
       break;
     }
     const snap_tensor *tj = &ref->tensors[cj];
-    if (coff == 0) { /* this tensor's coefficient matrix: outputs x inputs */
-      for (int q = 0; q < nactive; q++) {
-        int col = colmap[cj] >= 0 ? rule_col[colmap[cj]] : ow[q].target;
-        for (int i = 0; i < N; i++) {
-          double x = p->x[(size_t)i * (size_t)p->ntargets + (size_t)col];
-          wmat[(size_t)q * (size_t)N + (size_t)i] = (float)x;
-          if (dwmat) dwmat[(size_t)q * (size_t)N + (size_t)i] = x;
-        }
-      }
-    }
+    if (coff == 0) tensor_weights(p, colmap, rule_col, ow, nactive, N, cj, wmat, dwmat);
     cjob.in = inb[b];
     cjob.len = clen;
     cjob.blocks = ec_pool_threads(pool) * 4;
@@ -663,17 +858,7 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
       ec_pool_start(pool, N, read_input, &rj);
       reading = 1;
     }
-    if (coff == 0)
-      for (int q = 0; q < nactive && !s; q++)
-        if (ow[q].h5) s = model_writer_begin_param(ow[q].h5, tj->name, &tj->shape, EC_F32);
-    for (int q = 0; q < nactive && !s; q++) {
-      const float *o = out + (size_t)q * (size_t)clen;
-      s = ow[q].h5 ? model_writer_write(ow[q].h5, EC_F32, o, coff, clen)
-                   : ec_st_writer_write(&ow[q].st, EC_F32, o, clen);
-    }
-    if (!s && coff + clen == tj->numel)
-      for (int q = 0; q < nactive && !s; q++)
-        if (ow[q].h5) s = model_writer_end_param(ow[q].h5);
+    s = write_slice(ow, nactive, tj, coff, clen, out);
     ec_progress_add(&bar, clen * bytes_per_elem_all);
     cj = nj;
     coff = noff;
@@ -687,6 +872,7 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
   rep->bytes_read = total_bytes;
   if (s) goto done;
 
+buffers:
   /* Buffers (checked against every snapshot while mapping), then provenance, then commit. */
   for (int bb = 0; bb < ref->nbuffers && !s; bb++)
     for (int q = 0; q < nactive && !s; q++)
@@ -723,7 +909,6 @@ done:
     ec_freep(&src[f].path);
     if (tmap_of) ec_freep(&tmap_of[f]);
   }
-  for (size_t m = 0; maps && m < (size_t)N * (size_t)T; m++) h5direct_unmap(&maps[m]);
   for (int bb = 0; refbuf && ref && bb < ref->nbuffers; bb++) ec_freep(&refbuf[bb]);
   snap_close(&reff);
   for (int w = 0; scratch && w < nscratch; w++) ec_freep(&scratch[w]);

@@ -49,6 +49,7 @@ typedef struct {
   int nsnapshots, ninputs, ntensors;
   int64_t bytes_read, params;
   double seconds;
+  double setup_seconds; /* of which: checking the snapshots and mapping their datasets */
   int64_t peak_rss;    /* bytes */
   int64_t slice_elems; /* elements per slice chosen from the budget */
   int64_t budget_min;  /* the smallest --mem-limit this run could use */

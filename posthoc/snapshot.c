@@ -180,6 +180,9 @@ ec_status snap_writer_close(snap_writer **pw) {
 /* ---- reader --------------------------------------------------------------------------------- */
 
 void snap_close(snap_file *s) {
+  for (int i = 0; s->maps && i < s->nprofiles * s->ntensors; i++) h5direct_unmap(&s->maps[i]);
+  ec_freep(&s->maps);
+  ec_freep(&s->buffer_hash);
   for (int i = 0; i < s->ntensors; i++) ec_freep(&s->tensors[i].name);
   for (int i = 0; i < s->nbuffers; i++) ec_freep(&s->buffers[i].name);
   ec_freep(&s->tensors);
@@ -267,21 +270,22 @@ done:
 
 /* Lists the datasets of `group` into a tensor table (name and shape); records dtypes. */
 static ec_status read_table(snap_file *s, hid_t group, const char *gname, snap_tensor **out, int *n,
-                            int params) {
+                            int params, h5direct_map **maps) {
   char **names = NULL;
   int count = 0;
   ec_status st = h5io_list(group, &names, &count);
   if (st) return st;
   snap_tensor *t = ec_calloc((size_t)count + 1, sizeof *t);
   if (!t) st = EC_ENOMEM;
+  if (!st && maps && !(*maps = ec_calloc((size_t)count + 1, sizeof **maps))) st = EC_ENOMEM;
   int k = 0;
   for (int i = 0; !st && i < count; i++) {
     h5io_dset d;
-    if (!h5io_is_dataset(group, names[i])) {
-      st = ec_err(EC_EFORMAT, "%s: %s/%s is not a dataset", s->path, gname, names[i]);
+    if ((st = h5io_dset_open(group, names[i], &d))) {
+      if (st == EC_EFORMAT && !h5io_is_dataset(group, names[i]))
+        st = ec_err(EC_EFORMAT, "%s: %s/%s is not a dataset", s->path, gname, names[i]);
       break;
     }
-    if ((st = h5io_dset_open(group, names[i], &d))) break;
     if (!ec_dtype_is_float(d.dtype))
       st = ec_err(EC_EFORMAT, "%s: %s/%s is stored as %s; tensors must be floating point", s->path,
                   gname, names[i], ec_dtype_name(d.dtype));
@@ -291,6 +295,7 @@ static ec_status read_table(snap_file *s, hid_t group, const char *gname, snap_t
     }
     t[k].shape = d.shape;
     t[k].numel = d.numel;
+    if (!st && maps) st = h5direct_map_dataset(&d, &(*maps)[k]);
     h5io_dset_close(&d);
     if (!st && !(t[k].name = ec_strdup(names[i]))) st = EC_ENOMEM;
     k++;
@@ -299,6 +304,8 @@ static ec_status read_table(snap_file *s, hid_t group, const char *gname, snap_t
   if (st) {
     for (int i = 0; i < k; i++) ec_freep(&t[i].name);
     ec_freep(&t);
+    for (int i = 0; maps && *maps && i < k; i++) h5direct_unmap(&(*maps)[i]);
+    if (maps) ec_freep(maps);
     return st;
   }
   *out = t;
@@ -336,7 +343,7 @@ static ec_status check_profile_table(snap_file *s, int p, const snap_tensor *t, 
   return EC_OK;
 }
 
-static ec_status read_profiles(snap_file *s) {
+static ec_status read_profiles(snap_file *s, unsigned flags) {
   hid_t ema = H5I_INVALID_HID;
   char **keys = NULL;
   int nkeys = 0;
@@ -363,18 +370,29 @@ static ec_status read_profiles(snap_file *s) {
     int n = 0;
     char gname[64];
     snprintf(gname, sizeof gname, "/ema/%s", s->profiles[p].key);
+    h5direct_map *pm = NULL; /* this profile's maps, in its own listing order */
     if ((st = h5io_group_open(ema, s->profiles[p].key, &g))) break;
-    st = read_table(s, g, gname, &t, &n, 1);
+    st = read_table(s, g, gname, &t, &n, 1, (flags & SNAP_OPEN_MAP) ? &pm : NULL);
     h5io_close(&g);
     if (st) break;
     if (p == 0) {
       s->tensors = t;
       s->ntensors = n;
       if (n == 0) st = ec_err(EC_EFORMAT, "%s: /ema/%s holds no tensors", s->path, s->profiles[0].key);
+      if (!st && pm && !(s->maps = ec_calloc((size_t)s->nprofiles * (size_t)n, sizeof *s->maps))) st = EC_ENOMEM;
     } else {
       st = check_profile_table(s, p, t, n);
-      free_table(&t, n);
     }
+    /* maps move into place in the order of s->tensors */
+    for (int m = 0; pm && m < n; m++) {
+      int idx = st ? -1 : (p == 0 ? m : snap_find_tensor(s, t[m].name));
+      if (idx >= 0)
+        s->maps[(size_t)p * (size_t)s->ntensors + (size_t)idx] = pm[m];
+      else
+        h5direct_unmap(&pm[m]);
+    }
+    ec_freep(&pm);
+    if (p > 0) free_table(&t, n);
   }
 done:
   h5io_free_names(&keys, nkeys);
@@ -382,20 +400,39 @@ done:
   return st;
 }
 
-ec_status snap_open(snap_file *s, const char *path) {
+ec_status snap_open(snap_file *s, const char *path) { return snap_open_flags(s, path, 0); }
+
+ec_status snap_open_flags(snap_file *s, const char *path, unsigned flags) {
   memset(s, 0, sizeof *s);
   s->file = H5I_INVALID_HID;
   if (!(s->path = ec_strdup(path))) return EC_ENOMEM;
   ec_status st = h5io_file_open(path, &s->file);
   if (!st) st = read_root(s);
-  if (!st) st = read_profiles(s);
+  if (!st) st = read_profiles(s, flags);
   if (!st && h5io_exists(s->file, "buffers")) {
     hid_t g = H5I_INVALID_HID;
     if (!h5io_is_group(s->file, "buffers"))
       st = ec_err(EC_EFORMAT, "%s: /buffers is not a group", path);
     else if (!(st = h5io_group_open(s->file, "buffers", &g)))
-      st = read_table(s, g, "/buffers", &s->buffers, &s->nbuffers, 0);
+      st = read_table(s, g, "/buffers", &s->buffers, &s->nbuffers, 0, NULL);
     h5io_close(&g);
+  }
+  if (!st && (flags & SNAP_OPEN_MAP)) { /* buffers are tiny: read and hash them now */
+    if (!(s->buffer_hash = ec_calloc((size_t)s->nbuffers + 1, sizeof *s->buffer_hash))) st = EC_ENOMEM;
+    for (int b = 0; !st && b < s->nbuffers; b++) {
+      float *v = ec_mallocarray((size_t)s->buffers[b].numel + 1, sizeof *v);
+      if (!v) {
+        st = EC_ENOMEM;
+        break;
+      }
+      if (!(st = snap_read_buffer(s, b, v))) {
+        uint64_t h = 14695981039346656037ull;
+        const unsigned char *c = (const unsigned char *)v;
+        for (size_t k = 0; k < (size_t)s->buffers[b].numel * sizeof *v; k++) h = (h ^ c[k]) * 1099511628211ull;
+        s->buffer_hash[b] = h;
+      }
+      ec_freep(&v);
+    }
   }
   if (st) snap_close(s);
   return st;

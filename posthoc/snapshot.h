@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "core/h5direct.h"
 #include "core/h5io.h"
 #include "core/status.h"
 #include "core/tensor.h"
@@ -85,11 +86,21 @@ typedef struct {
   snap_tensor *buffers;
   int dtypes_seen; /* bit mask of (1 << ec_dtype) over all parameter datasets */
   int unchecksummed; /* number of multi-element parameter datasets without Fletcher-32 */
+  /* With SNAP_OPEN_MAP: where every parameter's bytes lie (core/h5direct.h), maps[p * ntensors
+   * + t] for profile p and tensor t (in the order of `tensors`), and a hash of each buffer's
+   * values, so the caller can read without HDF5 and compare buffers across files. */
+  h5direct_map *maps;
+  uint64_t *buffer_hash;
 } snap_file;
+
+enum {
+  SNAP_OPEN_MAP = 1 /* map every parameter dataset and hash the buffers while opening */
+};
 
 /* Opens a snapshot and checks its structure: format and version, attributes, profiles, and that
  * every profile holds the same tensors with the same shapes. Data is not read. */
 ec_status snap_open(snap_file *s, const char *path);
+ec_status snap_open_flags(snap_file *s, const char *path, unsigned flags);
 void snap_close(snap_file *s);
 
 /* Reads elements [offset, offset + count) of parameter `tensor` of profile `profile` (indices

@@ -300,7 +300,11 @@ static int check_data(snap_file *f, const char *fname, float *buf, float **ref_b
 
 void snap_summaries_free(snap_summary **s, int n) {
   if (!*s) return;
-  for (int i = 0; i < n; i++) ec_freep(&(*s)[i].sigma_rel);
+  for (int i = 0; i < n; i++) {
+    ec_freep(&(*s)[i].sigma_rel);
+    if ((*s)[i].file) snap_close((*s)[i].file);
+    ec_freep(&(*s)[i].file);
+  }
   ec_freep(s);
 }
 
@@ -357,7 +361,7 @@ ec_status snapdir_check(const snapdir *d, unsigned flags, snap_summary **summari
     sm[i].entry = e;
     sm[i].nimg = e->nimg;
     snprintf(sm[i].dtype, sizeof sm[i].dtype, "-");
-    ec_status os = snap_open(&files[i], e->path);
+    ec_status os = snap_open_flags(&files[i], e->path, (flags & SNAPDIR_MAP) ? SNAP_OPEN_MAP : 0);
     if (os == EC_ENOMEM) {
       st = os;
       break;
@@ -451,7 +455,20 @@ ec_status snapdir_check(const snapdir *d, unsigned flags, snap_summary **summari
 done:
   for (int i = 0; ref_buffers && i < ref_nbuffers; i++) ec_freep(&ref_buffers[i]);
   ec_freep(&ref_buffers);
-  for (int i = 0; files && i < n; i++) snap_close(&files[i]);
+  for (int i = 0; files && i < n; i++) {
+    /* with SNAPDIR_MAP the opened snapshots move into their summaries */
+    if (!st && (flags & SNAPDIR_MAP) && sm && sm[i].opened) {
+      if (!(sm[i].file = ec_malloc(sizeof *sm[i].file))) {
+        st = EC_ENOMEM;
+      } else {
+        h5io_close(&files[i].file);
+        *sm[i].file = files[i];
+        memset(&files[i], 0, sizeof files[i]);
+        files[i].file = H5I_INVALID_HID;
+      }
+    }
+    snap_close(&files[i]);
+  }
   ec_freep(&files);
   ec_freep(&hash);
   ec_freep(&buf);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
+#include "posthoc/snapshot.h"
 
 typedef struct {
   char *name; /* file name */
@@ -63,10 +64,13 @@ typedef struct {
   int ntensors;
   int64_t params;  /* per profile */
   char dtype[16];  /* "float16", "float32", "mixed" */
+  snap_file *file; /* with SNAPDIR_MAP, when opened: its tables, dataset maps and buffer hashes
+                      (the HDF5 handle is closed) */
 } snap_summary;
 
 enum {
-  SNAPDIR_CHECK_DATA = 1 /* read every dataset: verifies checksums, finds NaN/Inf */
+  SNAPDIR_CHECK_DATA = 1, /* read every dataset: verifies checksums, finds NaN/Inf */
+  SNAPDIR_MAP = 2         /* keep each snapshot's tables and dataset maps (snap_open_flags) */
 };
 
 /* Progress callback for data checks: bytes of the current directory verified so far. */

@@ -58,6 +58,31 @@ TEST(matches_the_plain_loop_bit_for_bit) {
         combine_f64_h(dw, K, N, h, len, o2, cut, len);
         ASSERT_TRUE(memcmp(o1, dref, sizeof(float) * (size_t)(K * len)) == 0);
         ASSERT_TRUE(memcmp(o2, dref, sizeof(float) * (size_t)(K * len)) == 0);
+        /* one input at a time (the streaming path), on zeroed accumulators */
+        for (int k = 0; k < K; k++) {
+          float *acc = calloc((size_t)len, sizeof *acc);
+          double *dacc = calloc((size_t)len, sizeof *dacc);
+          for (int i = 0; i < N; i++) {
+            combine_axpy_h(acc, w[k * N + i], h + i * len, len);
+            combine_axpy_h64(dacc, dw[k * N + i], h + i * len, len);
+          }
+          ASSERT_TRUE(memcmp(acc, ref + k * len, sizeof(float) * (size_t)len) == 0);
+          for (int64_t e = 0; e < len; e++) ASSERT_TRUE((float)dacc[e] == dref[k * len + e]);
+          /* the same in groups of up to COMBINE_AXPY_MAX inputs per pass */
+          memset(acc, 0, sizeof(float) * (size_t)len);
+          memset(dacc, 0, sizeof(double) * (size_t)len);
+          for (int i0 = 0; i0 < N; i0 += 3) {
+            int n = N - i0 < 3 ? N - i0 : 3;
+            const uint16_t *rows[COMBINE_AXPY_MAX];
+            for (int q = 0; q < n; q++) rows[q] = h + (i0 + q) * len;
+            combine_axpyn_h(acc, w + k * N + i0, rows, n, len);
+            combine_axpyn_h64(dacc, dw + k * N + i0, rows, n, len);
+          }
+          ASSERT_TRUE(memcmp(acc, ref + k * len, sizeof(float) * (size_t)len) == 0);
+          for (int64_t e = 0; e < len; e++) ASSERT_TRUE((float)dacc[e] == dref[k * len + e]);
+          free(acc);
+          free(dacc);
+        }
         free(w), free(in), free(dw), free(h), free(o1), free(o2), free(o3), free(ref), free(dref);
       }
 }
