@@ -698,10 +698,10 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
     char lim[32], mn[32];
     s = ec_err(EC_EINVAL,
                "--mem-limit %s is below what this run needs: at least %s (%d snapshot files, %d "
-               "outputs, slices of %lld elements x (%d inputs + %d outputs))",
+               "inputs, %d outputs, slices of %lld elements)",
                ec_format_bytes(lim, sizeof lim, (double)a->mem_limit),
-               ec_format_bytes(mn, sizeof mn, (double)rep->budget_min), nsrc, nactive,
-               (long long)min_slice, N, nactive);
+               ec_format_bytes(mn, sizeof mn, (double)rep->budget_min), nsrc, N, nactive,
+               (long long)min_slice);
     goto done;
   }
   int64_t P = (a->mem_limit - fixed) / per_elem;
