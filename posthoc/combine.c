@@ -229,24 +229,26 @@ H_TILE(htile_avx512, __attribute__((target("avx512f"))), LOAD16_AVX512)
 H_TILE(htile_f16c, __attribute__((target("avx2,f16c"))), LOAD16_F16C)
 #endif
 
+/* Which float16 instruction set this CPU has: 2 AVX-512F, 1 AVX2 + F16C, 0 neither. */
+static int isa_level(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) return 2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) return 1;
+#endif
+  return 0;
+}
+
 typedef void (*h32_fn)(const float *, int, int, const uint16_t *, int64_t, float *, int64_t, int64_t);
 typedef void (*h64_fn)(const double *, int, int, const uint16_t *, int64_t, float *, int64_t, int64_t);
 
 static void pick(h32_fn *f32, h64_fn *f64) {
+  switch (isa_level()) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) {
-    *f32 = htile_avx512_f32;
-    *f64 = htile_avx512_f64;
-    return;
-  }
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
-    *f32 = htile_f16c_f32;
-    *f64 = htile_f16c_f64;
-    return;
-  }
+  case 2: *f32 = htile_avx512_f32, *f64 = htile_avx512_f64; return;
+  case 1: *f32 = htile_f16c_f32, *f64 = htile_f16c_f64; return;
 #endif
-  *f32 = htile_portable_f32;
-  *f64 = htile_portable_f64;
+  default: *f32 = htile_portable_f32, *f64 = htile_portable_f64; return;
+  }
 }
 
 void combine_f32_h(const float *w, int K, int N, const uint16_t *in, int64_t len, float *out,
@@ -281,71 +283,7 @@ void combine_f64_h(const double *w, int K, int N, const uint16_t *in, int64_t le
     }
 }
 
-/* ---- one input at a time (streaming path) ------------------------------------------------- */
-
-#define AXPY_H(NAME, ATTR, LOAD16)                                                                  \
-  ATTR static void NAME(float *out, float w, const uint16_t *in, int64_t len) {                     \
-    int64_t e = 0;                                                                                  \
-    for (; e + 16 <= len; e += 16) {                                                                \
-      vf x, o;                                                                                      \
-      LOAD16(x, in + e);                                                                            \
-      memcpy(&o, out + e, 64);                                                                      \
-      o += w * x;                                                                                   \
-      memcpy(out + e, &o, 64);                                                                      \
-    }                                                                                               \
-    for (; e < len; e++) out[e] += w * ec_half_to_float(in[e]);                                     \
-  }                                                                                                 \
-  ATTR static void NAME##64(double *out, double w, const uint16_t *in, int64_t len) {               \
-    int64_t e = 0;                                                                                  \
-    for (; e + 16 <= len; e += 16) {                                                                \
-      vf x;                                                                                         \
-      LOAD16(x, in + e);                                                                            \
-      vf8 h[2];                                                                                     \
-      memcpy(h, &x, 64);                                                                            \
-      vd a = __builtin_convertvector(h[0], vd), b = __builtin_convertvector(h[1], vd), oa, ob;      \
-      memcpy(&oa, out + e, 64);                                                                     \
-      memcpy(&ob, out + e + 8, 64);                                                                 \
-      oa += w * a;                                                                                  \
-      ob += w * b;                                                                                  \
-      memcpy(out + e, &oa, 64);                                                                     \
-      memcpy(out + e + 8, &ob, 64);                                                                 \
-    }                                                                                               \
-    for (; e < len; e++) out[e] += w * (double)ec_half_to_float(in[e]);                             \
-  }
-
-AXPY_H(axpy_portable, , LOAD16_PORTABLE)
-#if defined(__x86_64__) && defined(__GNUC__)
-AXPY_H(axpy_avx512, __attribute__((target("avx512f"))), LOAD16_AVX512)
-AXPY_H(axpy_f16c, __attribute__((target("avx2,f16c"))), LOAD16_F16C)
-#endif
-
-void combine_axpy_h(float *out, float w, const uint16_t *in, int64_t len) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) {
-    axpy_avx512(out, w, in, len);
-    return;
-  }
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
-    axpy_f16c(out, w, in, len);
-    return;
-  }
-#endif
-  axpy_portable(out, w, in, len);
-}
-
-void combine_axpy_h64(double *out, double w, const uint16_t *in, int64_t len) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) {
-    axpy_avx51264(out, w, in, len);
-    return;
-  }
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
-    axpy_f16c64(out, w, in, len);
-    return;
-  }
-#endif
-  axpy_portable64(out, w, in, len);
-}
+/* ---- the streaming path -------------------------------------------------------------------- */
 
 /* n inputs per pass over out, in blocks of 16 columns. */
 #define AXPYN_H(NAME, ATTR, LOAD16)                                                                 \
@@ -393,29 +331,21 @@ AXPYN_H(axpyn_f16c, __attribute__((target("avx2,f16c"))), LOAD16_F16C)
 #endif
 
 void combine_axpyn_h(float *out, const float *w, const uint16_t *const *in, int n, int64_t len) {
+  switch (isa_level()) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) {
-    axpyn_avx512(out, w, in, n, len);
-    return;
-  }
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
-    axpyn_f16c(out, w, in, n, len);
-    return;
-  }
+  case 2: axpyn_avx512(out, w, in, n, len); return;
+  case 1: axpyn_f16c(out, w, in, n, len); return;
 #endif
-  axpyn_portable(out, w, in, n, len);
+  default: axpyn_portable(out, w, in, n, len); return;
+  }
 }
 
 void combine_axpyn_h64(double *out, const double *w, const uint16_t *const *in, int n, int64_t len) {
+  switch (isa_level()) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f")) {
-    axpyn_avx51264(out, w, in, n, len);
-    return;
-  }
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
-    axpyn_f16c64(out, w, in, n, len);
-    return;
-  }
+  case 2: axpyn_avx51264(out, w, in, n, len); return;
+  case 1: axpyn_f16c64(out, w, in, n, len); return;
 #endif
-  axpyn_portable64(out, w, in, n, len);
+  default: axpyn_portable64(out, w, in, n, len); return;
+  }
 }

@@ -26,13 +26,10 @@ void combine_f32_h(const float *w, int K, int N, const uint16_t *in, int64_t len
 void combine_f64_h(const double *w, int K, int N, const uint16_t *in, int64_t len, float *out,
                    int64_t e0, int64_t e1);
 
-/* One input at a time: out[e] += w * in[e] (float16 inputs, float32 or float64 accumulators),
- * for the reconstruction's streaming path. Applied to inputs 0, 1, ... on zeroed outputs it gives
- * exactly the same bits as combine_f32_h / combine_f64_h. */
-void combine_axpy_h(float *out, float w, const uint16_t *in, int64_t len);
-void combine_axpy_h64(double *out, double w, const uint16_t *in, int64_t len);
-/* n (<= COMBINE_AXPY_MAX) inputs in one pass over `out`: the same as n calls in order, with a
- * fraction of the memory traffic on `out`. in[i] may be anywhere. */
+/* The streaming path: out[e] += w[i] * in[i][e] for inputs i = 0 .. n-1 (n <= COMBINE_AXPY_MAX)
+ * in one pass over `out`, float16 inputs anywhere in memory, float32 or float64 accumulators.
+ * Applied to consecutive inputs on zeroed outputs it gives exactly the bits of combine_f32_h /
+ * combine_f64_h. */
 #define COMBINE_AXPY_MAX 8
 void combine_axpyn_h(float *out, const float *w, const uint16_t *const *in, int n, int64_t len);
 void combine_axpyn_h64(double *out, const double *w, const uint16_t *const *in, int n, int64_t len);

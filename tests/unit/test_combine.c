@@ -63,8 +63,9 @@ TEST(matches_the_plain_loop_bit_for_bit) {
           float *acc = calloc((size_t)len, sizeof *acc);
           double *dacc = calloc((size_t)len, sizeof *dacc);
           for (int i = 0; i < N; i++) {
-            combine_axpy_h(acc, w[k * N + i], h + i * len, len);
-            combine_axpy_h64(dacc, dw[k * N + i], h + i * len, len);
+            const uint16_t *row = h + i * len;
+            combine_axpyn_h(acc, w + k * N + i, &row, 1, len);
+            combine_axpyn_h64(dacc, dw + k * N + i, &row, 1, len);
           }
           ASSERT_TRUE(memcmp(acc, ref + k * len, sizeof(float) * (size_t)len) == 0);
           for (int64_t e = 0; e < len; e++) ASSERT_TRUE((float)dacc[e] == dref[k * len + e]);
