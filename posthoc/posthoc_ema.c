@@ -73,7 +73,7 @@ static const ec_cli_opt options[] = {
      "the target; the last matching rule wins; outputs are named <target>-t<hash of the rules>"},
     {"mem-limit", 1, OPT_MEM_LIMIT, "SIZE",
      "memory budget (default 4GiB): slices are sized to stay under it, whatever the model size"},
-    {"threads", 1, OPT_THREADS, "N", "threads for the matrix products (default: all cores)"},
+    {"threads", 1, OPT_THREADS, "N", "threads that read, verify and combine snapshots (default: all cores)"},
     {"skip-existing", 0, OPT_SKIP_EXISTING, NULL, "keep outputs that exist and reconstruct the rest (EDM2's --skip)"},
     {"force", 0, OPT_FORCE, NULL, "overwrite outputs that exist (default: refuse)"},
     {"accumulate", 1, OPT_ACCUMULATE, "float32|float64",
