@@ -1,10 +1,9 @@
 /* The inner loop of the reconstruction: out[k][e] = sum_i w[k][i] * in[i][e].
  *
- * Each output element is summed over i in ascending order with one rounding per step (no fused
- * multiply-add), so a target's output is bit-identical whatever other targets are computed
- * beside it, however the columns are split across threads, and on any x86-64 CPU. Cache
- * tiling keeps a tile of accumulators in L1 and the inputs' tile in L2; the compiler vectorises
- * the tile loops (this file is built with -O3 and has AVX-512/AVX2 clones). */
+ * Each output element is acc = fma(w_i, x_i, acc) over i in ascending order from 0 (one rounding
+ * per input), so a target's output is bit-identical whatever other targets are computed beside
+ * it, however the columns are split across threads, and on any CPU (vector kernels for AVX-512
+ * and AVX2+FMA, fmaf/fma elsewhere). */
 #ifndef EDM2C_POSTHOC_COMBINE_H
 #define EDM2C_POSTHOC_COMBINE_H
 
