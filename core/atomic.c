@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,24 +13,38 @@
 
 #include "alloc.h"
 
-/* Temporary paths that a signal handler may unlink. A slot holds a pointer owned by an
- * ec_atomic; the handler only reads it, and unlink() is async-signal-safe. */
-enum { MAX_ACTIVE = 256 };
-static char *volatile active[MAX_ACTIVE];
+/* Temporary paths that a signal handler may unlink. Each slot holds its own copy of the path
+ * (the handler must never read memory that another thread may be freeing) and a lock-free flag,
+ * set after the path is written and cleared before the slot is reused; the handler only reads
+ * them, and unlink() is async-signal-safe. Slots are claimed under a mutex. */
+enum { MAX_ACTIVE = 256, MAX_PATH = 1024 };
+static char active_path[MAX_ACTIVE][MAX_PATH];
+static _Atomic int active_used[MAX_ACTIVE];
+static pthread_mutex_t active_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static int register_tmp(char *path) {
-  for (int i = 0; i < MAX_ACTIVE; i++)
-    if (!active[i]) {
-      active[i] = path;
-      return i;
+/* Returns the slot, or -1 when none is free or the path is too long: the output is then still
+ * written safely, only not removed by a signal. */
+static int register_tmp(const char *path) {
+  if (strlen(path) >= MAX_PATH) return -1;
+  int slot = -1;
+  pthread_mutex_lock(&active_mu);
+  for (int i = 0; i < MAX_ACTIVE && slot < 0; i++)
+    if (!atomic_load(&active_used[i])) {
+      memcpy(active_path[i], path, strlen(path) + 1);
+      atomic_store(&active_used[i], 1);
+      slot = i;
     }
-  return -1; /* more than MAX_ACTIVE open outputs: still correct, only not signal-cleaned */
+  pthread_mutex_unlock(&active_mu);
+  return slot;
 }
 
 static void unregister_tmp(ec_atomic *a) {
-  /* The pointer check makes this safe on a zeroed struct, whose slot 0 is not ours. */
-  if (a->slot >= 0 && a->slot < MAX_ACTIVE && a->tmp_path && active[a->slot] == a->tmp_path)
-    active[a->slot] = NULL;
+  /* tmp_path is NULL in a zeroed struct, whose slot 0 is not its own */
+  if (a->tmp_path && a->slot >= 0 && a->slot < MAX_ACTIVE) {
+    pthread_mutex_lock(&active_mu);
+    atomic_store(&active_used[a->slot], 0);
+    pthread_mutex_unlock(&active_mu);
+  }
   a->slot = -1;
 }
 
@@ -62,6 +78,8 @@ ec_status ec_atomic_begin(ec_atomic *a, const char *final_path, int flags) {
     release(a);
     return s;
   }
+  /* Registered before it exists, so that a signal arriving in between still removes it. */
+  a->slot = register_tmp(a->tmp_path);
   int fd = open(a->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
     ec_status s = io_err("cannot create", a->tmp_path);
@@ -69,7 +87,6 @@ ec_status ec_atomic_begin(ec_atomic *a, const char *final_path, int flags) {
     return s;
   }
   close(fd);
-  a->slot = register_tmp(a->tmp_path);
   return EC_OK;
 }
 
@@ -129,10 +146,8 @@ void ec_atomic_abort(ec_atomic *a) {
 }
 
 static void cleanup_handler(int sig) {
-  for (int i = 0; i < MAX_ACTIVE; i++) {
-    char *p = active[i];
-    if (p) unlink(p);
-  }
+  for (int i = 0; i < MAX_ACTIVE; i++)
+    if (atomic_load(&active_used[i])) unlink(active_path[i]);
   signal(sig, SIG_DFL);
   raise(sig);
 }
