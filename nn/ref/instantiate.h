@@ -11,6 +11,11 @@
  *   NN_GEMM      cblas_sgemm, then cblas_dgemm (every matrix product goes through OpenBLAS);
  *   NN_EXP(x)    exp for T: nn_ref_expf (nn/ref/vexp.h, vectorisable) for float, libm's exp for
  *                double (the f64 forms are references, not fast paths).
+ *   NN_VEC       put before an elementwise op's definition: gcc compiles it for AVX-512, AVX2
+ *                and baseline x86-64 and picks the CPU's best at load time (the default build
+ *                targets baseline x86-64, i.e. 4-wide SSE2). The clones compute the same
+ *                IEEE operations in the same order (no contraction into FMA under -std=c11,
+ *                no reassociation), so their results are bitwise equal.
  * Math functions come from <tgmath.h>, so exp(x) is expf for a float x. <tgmath.h> pulls in
  * <complex.h>: `I` and `complex` are macros there, never use them as names. No include guard:
  * this file is meant to be included once per .c file, after NN_REF_SRC. */
@@ -18,6 +23,12 @@
 #include <tgmath.h>
 
 #include "nn/ref/vexp.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NN_VEC __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NN_VEC
+#endif
 
 #define T float
 #define NN_REF(op) nn_##op##_ref
