@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "check.h"
@@ -116,4 +117,9 @@ void ec_pool_destroy(ec_pool **pp) {
   pthread_cond_destroy(&p->done);
   ec_freep(&p->tid);
   ec_freep(pp);
+}
+
+int ec_cpu_count(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
 }

@@ -28,4 +28,7 @@ int ec_pool_threads(const ec_pool *p);
 /* Stops and joins the workers; accepts NULL. */
 void ec_pool_destroy(ec_pool **p);
 
+/* Online CPUs (at least 1): the default thread count of the programs. */
+int ec_cpu_count(void);
+
 #endif

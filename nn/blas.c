@@ -37,3 +37,9 @@ void nn_blas_setup(char **argv) {
   execv("/proc/self/exe", argv);
   /* exec failed (no /proc): go on with the kernels OpenBLAS chose. */
 }
+
+int nn_blas_threads(void) { return openblas_get_num_threads(); }
+
+void nn_blas_set_threads(int n) {
+  if (n >= 1 && n != openblas_get_num_threads()) openblas_set_num_threads(n);
+}

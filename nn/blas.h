@@ -15,4 +15,10 @@ void nn_blas_setup(char **argv);
 /* The kernel family OpenBLAS uses ("SkylakeX", "Haswell", "Prescott", ...). */
 const char *nn_blas_corename(void);
 
+/* OpenBLAS's own thread count for one GEMM. Process-wide: set it only from the thread that
+ * drives the computation, while no GEMM runs (trainer/pass.c drops it to 1 while its own
+ * threads each run a share of the batch). */
+int nn_blas_threads(void);
+void nn_blas_set_threads(int n);
+
 #endif

@@ -45,8 +45,7 @@ void recon_args_init(recon_args *a) {
   a->out_dir = "phema";
   a->out_dtype = EC_F32;
   a->mem_limit = (int64_t)4 << 30;
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  a->threads = n > 0 ? (int)n : 1;
+  a->threads = ec_cpu_count();
 }
 
 void recon_output_name(char *buf, size_t size, int64_t nimg, const char *label, int format) {

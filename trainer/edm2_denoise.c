@@ -2,7 +2,7 @@
  * from an HDF5 file, in eval mode (the network as stored: no forced weight normalisation, no
  * dropout).
  *
- *   edm2-denoise --net MODEL [--profile 0.100] --input IN.h5 --output OUT.h5 [--batch 8]
+ *   edm2-denoise --net MODEL [--profile 0.100] --input IN.h5 --output OUT.h5 [--batch 8] [--threads N]
  *
  * IN holds x [N, C, H, W] float32 (the noisy images), sigma [N] and optionally labels [N, L]
  * (absent: all-zero labels, as the reference does when none are given). OUT gets D [N, C, H, W]
@@ -18,6 +18,7 @@
 #include "core/cli.h"
 #include "nn/blas.h"
 #include "core/h5io.h"
+#include "core/pool.h"
 #include "core/progress.h"
 #include "edm2c_config.h"
 #include "trainer/netload.h"
@@ -25,7 +26,7 @@
 
 #define DENOISE_FORMAT "edm2c-denoised"
 
-enum { OPT_NET, OPT_PROFILE, OPT_INPUT, OPT_OUTPUT, OPT_BATCH, OPT_FORCE, OPT_QUIET, OPT_HELP, OPT_VERSION };
+enum { OPT_NET, OPT_PROFILE, OPT_INPUT, OPT_OUTPUT, OPT_BATCH, OPT_THREADS, OPT_FORCE, OPT_QUIET, OPT_HELP, OPT_VERSION };
 
 static const ec_cli_opt options[] = {
     {"net", 1, OPT_NET, "MODEL",
@@ -40,6 +41,7 @@ static const ec_cli_opt options[] = {
      "written atomically: D [N, C, H, W] and logvar [N] (float32), sigma [N]; an existing file "
      "is kept unless --force"},
     {"batch", 1, OPT_BATCH, "N", "images per forward pass (default 8; memory grows with it)"},
+    {"threads", 1, OPT_THREADS, "N", "threads (default: all online CPUs)"},
     {"force", 0, OPT_FORCE, NULL, "replace OUT.h5 if it exists"},
     {"quiet", 0, OPT_QUIET, NULL, "no progress bar and no warnings"},
     {"help", 0, OPT_HELP, NULL, "print this help and exit"},
@@ -49,7 +51,7 @@ static const ec_cli_opt options[] = {
 
 static ec_cli cli = {
     .prog = "edm2-denoise",
-    .synopsis = "--net MODEL [--profile SIGMA_REL] --input IN.h5 --output OUT.h5 [--batch N]",
+    .synopsis = "--net MODEL [--profile SIGMA_REL] --input IN.h5 --output OUT.h5 [--batch N] [--threads N]",
     .description = "Evaluates the EDM2 denoiser D(x; sigma, labels) and the uncertainty head's "
                    "log-variance on the images of IN.h5, in eval mode, and writes them to OUT.h5.",
     .opts = options,
@@ -57,7 +59,7 @@ static ec_cli cli = {
 
 typedef struct {
   const char *net, *profile, *input, *output;
-  int64_t batch;
+  int64_t batch, threads;
   int force, quiet;
 } args;
 
@@ -220,7 +222,7 @@ static ec_status run(const args *a) {
     st = ec_err(EC_ENOMEM, "out of memory for %d outputs", in.n);
     goto done;
   }
-  if ((st = edm2_pass_init(&pass, &net, batch, 0))) goto done;
+  if ((st = edm2_pass_init(&pass, &net, batch, 0, (int)a->threads))) goto done;
   ec_progress bar;
   ec_progress_begin(&bar, "denoise", in.n, 0, a->quiet);
   for (int i = 0; i < in.n; i += batch) {
@@ -241,7 +243,7 @@ done:
 }
 
 int main(int argc, char **argv) {
-  args a = {.batch = 8};
+  args a = {.batch = 8, .threads = ec_cpu_count()};
   const char *arg;
   ec_status st = EC_OK;
   ec_atomic_install_signal_cleanup();
@@ -253,6 +255,7 @@ int main(int argc, char **argv) {
     case OPT_INPUT: a.input = arg; break;
     case OPT_OUTPUT: a.output = arg; break;
     case OPT_BATCH: st = ec_parse_int_range("--batch", arg, 1, 1 << 20, &a.batch); break;
+    case OPT_THREADS: st = ec_parse_int_range("--threads", arg, 1, 1024, &a.threads); break;
     case OPT_FORCE: a.force = 1; break;
     case OPT_QUIET: a.quiet = 1; break;
     case OPT_HELP: ec_cli_help(&cli, stdout); return 0;

@@ -8,6 +8,8 @@
 
 #include "core/alloc.h"
 #include "core/check.h"
+#include "core/pool.h"
+#include "nn/blas.h"
 #include "nn/act.h"
 #include "nn/attn.h"
 #include "nn/conv.h"
@@ -19,6 +21,7 @@
 
 /* What one block keeps (N = the pass's capacity; C = out channels, Ci = in channels, L = pixels
  * at the block's resolution, Li = at its input's). Pointers may alias where noted. */
+typedef struct edm2_block_acts edm2_block_acts;
 struct edm2_block_acts {
   float *in;    /* the block's input: the previous module's output or x_cat (not owned) */
   float *x_cat; /* (N, Ci, Li) decoder blocks: mp_cat(main, skip) */
@@ -42,6 +45,33 @@ struct edm2_block_acts {
   float *out;   /* (N, C, L) clipped output */
 };
 
+/* One slice of the batch: everything the forward keeps and the backward needs for its images.
+ * net, train, what, gain_of and skip_of are the pass's (shared, read-only during a pass). */
+struct edm2_shard {
+  edm2_net *net;
+  int cap, train;
+  const float *what;
+  const int *gain_of, *skip_of;
+  float *dwhat; /* this slice's gradient of the normalised weights (training mode) */
+  /* Memory: activations (and gradients in training mode) in one arena; op scratch. */
+  float *arena, *ws;
+  size_t arena_size, ws_size;
+  /* Per-image and top-level activations (cap rows each). */
+  float *c_in, *c_skip, *c_out, *c_noise;
+  float *x_in, *x_ones, *fourier, *e_noise, *labels, *e_label, *e_sum, *emb, *h0, *F, *lv_fourier;
+  edm2_block_acts *blocks;
+  float **skip_out; /* encoder module outputs (the skips), module 0 = input convolution */
+  /* Gradient buffers (training mode). */
+  float **dskip, *g_a, *g_b, *t1, *t2, *t3, *t4, *ds, *demb, *demb_t, *de0, *de1;
+  /* The last forward: n images starting at image i0 of the pass's batch. */
+  int n, i0;
+  uint64_t seed;
+  const float *x, *in_labels;
+  const float *sigma;             /* inputs of the slice (forward jobs) */
+  float *D, *logvar;              /* outputs of the slice (forward jobs) */
+  const float *dD, *dlogvar;      /* inputs of the slice (backward jobs) */
+};
+
 #define ROUND(n) (((n) + 15) / 16 * 16)
 
 /* Bump allocation in the arena: with base NULL it only counts (the planning pass). */
@@ -58,15 +88,15 @@ static float *take(bump *b, size_t n) {
 
 static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
 
-static const float *W(const edm2_pass *p, int i) { return p->what + p->net->arch.tensors[i].offset; }
-static float *dW(const edm2_pass *p, int i) { return p->dwhat + p->net->arch.tensors[i].offset; }
+static const float *W(const edm2_shard *p, int i) { return p->what + p->net->arch.tensors[i].offset; }
+static float *dW(const edm2_shard *p, int i) { return p->dwhat + p->net->arch.tensors[i].offset; }
 
 static int in_main_ch(const edm2_block *k) { return k->in_ch - k->skip_ch; }
 static int resid_ch(const edm2_block *k) { return k->enc ? k->out_ch : k->in_ch; }
 
 /* Assigns every activation and gradient buffer; counts only when b->base is NULL. Returns the
  * largest activation (elements) and the scratch the ops need. */
-static void plan(edm2_pass *p, bump *b, size_t *ws_need) {
+static void plan(edm2_shard *p, bump *b, size_t *ws_need) {
   const edm2_arch *a = &p->net->arch;
   const edm2_netcfg *c = &a->cfg;
   size_t N = (size_t)p->cap, R2 = (size_t)c->img_resolution * c->img_resolution;
@@ -160,23 +190,57 @@ static void plan(edm2_pass *p, bump *b, size_t *ws_need) {
   *ws_need = ws;
 }
 
-ec_status edm2_pass_init(edm2_pass *p, edm2_net *net, int cap, int train) {
+static void shard_free(edm2_shard *s) {
+  ec_freep(&s->blocks);
+  ec_freep(&s->skip_out);
+  ec_freep(&s->dskip);
+  ec_freep(&s->dwhat);
+  ec_freep(&s->arena);
+  ec_freep(&s->ws);
+}
+
+static ec_status shard_init(edm2_shard *s, const edm2_pass *p, int cap) {
+  const edm2_arch *a = &p->net->arch;
+  memset(s, 0, sizeof *s);
+  s->net = p->net;
+  s->cap = cap;
+  s->train = p->train;
+  s->what = p->what;
+  s->gain_of = p->gain_of;
+  s->skip_of = p->skip_of;
+  s->blocks = ec_calloc((size_t)a->n_blocks, sizeof *s->blocks);
+  s->skip_out = ec_calloc((size_t)a->n_skips, sizeof *s->skip_out);
+  s->dskip = s->train ? ec_calloc((size_t)a->n_skips, sizeof *s->dskip) : NULL;
+  s->dwhat = s->train ? ec_aligned_alloc(a->params_size * sizeof(float)) : NULL;
+  if (!s->blocks || !s->skip_out || (s->train && (!s->dskip || !s->dwhat))) return EC_ENOMEM;
+  bump b = {0};
+  size_t ws;
+  plan(s, &b, &ws);
+  s->arena_size = b.used;
+  s->ws_size = ROUND(ws ? ws : 1);
+  s->arena = ec_aligned_alloc(s->arena_size * sizeof(float));
+  s->ws = ec_aligned_alloc(s->ws_size * sizeof(float));
+  if (!s->arena || !s->ws) return EC_ENOMEM;
+  b = (bump){.base = s->arena};
+  plan(s, &b, &ws);
+  EC_ASSERT(b.used == s->arena_size);
+  return EC_OK;
+}
+
+ec_status edm2_pass_init(edm2_pass *p, edm2_net *net, int cap, int train, int threads) {
   memset(p, 0, sizeof *p);
-  EC_ASSERT(cap >= 1);
+  EC_ASSERT(cap >= 1 && threads >= 1);
   const edm2_arch *a = &net->arch;
   p->net = net;
   p->cap = cap;
   p->train = train;
-  p->blocks = ec_calloc((size_t)a->n_blocks, sizeof *p->blocks);
+  p->threads = threads;
+  p->nshards = threads < cap ? threads : cap;
+  p->shards = ec_calloc((size_t)p->nshards, sizeof *p->shards);
   p->skip_of = ec_calloc((size_t)a->n_blocks, sizeof *p->skip_of);
-  p->skip_out = ec_calloc((size_t)a->n_skips, sizeof *p->skip_out);
-  p->dskip = train ? ec_calloc((size_t)a->n_skips, sizeof *p->dskip) : NULL;
   p->gain_of = ec_calloc((size_t)a->n_tensors, sizeof *p->gain_of);
   p->what = ec_aligned_alloc(a->params_size * sizeof(float));
-  p->dwhat = train ? ec_aligned_alloc(a->params_size * sizeof(float)) : NULL;
-  if (!p->blocks || !p->skip_of || !p->skip_out || (train && (!p->dskip || !p->dwhat)) ||
-      !p->gain_of || !p->what)
-    goto oom;
+  if (!p->shards || !p->skip_of || !p->gain_of || !p->what) goto oom;
   memset(p->what, 0, a->params_size * sizeof(float));
 
   /* Which gain scales which weight: a block's emb_linear uses its emb_gain, out_conv out_gain. */
@@ -189,17 +253,18 @@ ec_status edm2_pass_init(edm2_pass *p, edm2_net *net, int cap, int train) {
   for (int i = 0; i < a->n_blocks; i++) p->skip_of[i] = a->blocks[i].skip_ch ? --stack : -1;
   EC_ASSERT(stack == 0);
 
-  bump b = {0};
-  size_t ws;
-  plan(p, &b, &ws);
-  p->arena_size = b.used;
-  p->ws_size = ROUND(ws ? ws : 1);
-  p->arena = ec_aligned_alloc(p->arena_size * sizeof(float));
-  p->ws = ec_aligned_alloc(p->ws_size * sizeof(float));
-  if (!p->arena || !p->ws) goto oom;
-  b = (bump){.base = p->arena};
-  plan(p, &b, &ws);
-  EC_ASSERT(b.used == p->arena_size);
+  /* Slices of ceil(cap / nshards) images: any batch up to cap splits into nshards slices no
+   * larger than that. */
+  int per = (cap + p->nshards - 1) / p->nshards;
+  for (int t = 0; t < p->nshards; t++)
+    if (shard_init(&p->shards[t], p, per)) goto oom;
+  if (p->nshards > 1) {
+    ec_status st = ec_pool_create(&p->pool, p->nshards);
+    if (st) {
+      edm2_pass_free(p);
+      return st;
+    }
+  }
   return EC_OK;
 oom:
   edm2_pass_free(p);
@@ -208,41 +273,76 @@ oom:
 
 void edm2_pass_free(edm2_pass *p) {
   if (!p) return;
-  ec_freep(&p->blocks);
+  ec_pool_destroy(&p->pool);
+  if (p->shards)
+    for (int t = 0; t < p->nshards; t++) shard_free(&p->shards[t]);
+  ec_freep(&p->shards);
   ec_freep(&p->skip_of);
-  ec_freep(&p->skip_out);
-  ec_freep(&p->dskip);
   ec_freep(&p->gain_of);
   ec_freep(&p->what);
-  ec_freep(&p->dwhat);
-  ec_freep(&p->arena);
-  ec_freep(&p->ws);
   memset(p, 0, sizeof *p);
 }
 
 size_t edm2_pass_bytes(const edm2_pass *p) {
-  size_t params = p->net->arch.params_size * (p->train ? 2 : 1);
-  return (p->arena_size + p->ws_size + params) * sizeof(float);
+  size_t n = p->net->arch.params_size; /* what */
+  for (int t = 0; t < p->nshards; t++) {
+    const edm2_shard *s = &p->shards[t];
+    n += s->arena_size + s->ws_size + (s->dwhat ? p->net->arch.params_size : 0);
+  }
+  return n * sizeof(float);
+}
+
+/* ---- running jobs on the shards -------------------------------------------------------------- */
+
+/* Runs fn(ctx, i) for i in [0, n): on the pool's threads with single-threaded OpenBLAS when
+ * there is more than one item and a pool, else here with OpenBLAS's threads. */
+typedef struct {
+  void (*fn)(void *ctx, int64_t i);
+  void *ctx;
+} job;
+
+static void job_run(void *ctx, int64_t i, int worker) {
+  (void)worker;
+  const job *j = ctx;
+  j->fn(j->ctx, i);
+}
+
+static void run_jobs(edm2_pass *p, int64_t n, void (*fn)(void *ctx, int64_t i), void *ctx) {
+  if (n <= 0) return;
+  if (n == 1 || !p->pool) {
+    nn_blas_set_threads(p->threads);
+    for (int64_t i = 0; i < n; i++) fn(ctx, i);
+    return;
+  }
+  nn_blas_set_threads(1);
+  job j = {fn, ctx};
+  ec_pool_start(p->pool, n, job_run, &j);
+  ec_pool_wait(p->pool);
 }
 
 /* ---- forward --------------------------------------------------------------------------------- */
 
-/* Normalises every weight into p->what; in training mode first normalises it in place. */
-static void normalize_weights(edm2_pass *p) {
+/* Normalises weight i into p->what; in training mode first normalises it in place. */
+static void normalize_weight(void *ctx, int64_t i) {
+  edm2_pass *p = ctx;
   edm2_net *net = p->net;
   const edm2_arch *a = &net->arch;
-  for (int i = 0; i < a->n_tensors; i++) {
-    const edm2_tensor *t = &a->tensors[i];
-    if (t->kind != EDM2_PARAM || t->ndim < 2) continue;
-    float *w = net->params + t->offset;
-    int rows = edm2_tensor_rows(t), fan_in = edm2_tensor_fan_in(t);
-    if (p->train) nn_weightnorm_force_ref(NULL, w, rows, fan_in);
-    const float *gain = p->gain_of[i] >= 0 ? net->params + a->tensors[p->gain_of[i]].offset : NULL;
-    nn_weightnorm_fwd_ref(NULL, p->what + t->offset, w, gain, rows, fan_in);
-  }
+  const edm2_tensor *t = &a->tensors[i];
+  if (t->kind != EDM2_PARAM || t->ndim < 2) return;
+  float *w = net->params + t->offset;
+  int rows = edm2_tensor_rows(t), fan_in = edm2_tensor_fan_in(t);
+  if (p->train) nn_weightnorm_force_ref(NULL, w, rows, fan_in);
+  const float *gain = p->gain_of[i] >= 0 ? net->params + a->tensors[p->gain_of[i]].offset : NULL;
+  nn_weightnorm_fwd_ref(NULL, p->what + t->offset, w, gain, rows, fan_in);
 }
 
-static void block_forward(edm2_pass *p, int bi, float *in) {
+/* Block bi's dropout masks are elements (bi << 40) + (image · per_image + j) of the seed's
+ * stream, so they do not depend on how the batch is sliced. */
+static uint64_t dropout_offset(const edm2_shard *p, int bi, size_t per_image) {
+  return ((uint64_t)bi << 40) + (uint64_t)p->i0 * per_image;
+}
+
+static void block_forward(edm2_shard *p, int bi, float *in) {
   const edm2_arch *a = &p->net->arch;
   const edm2_netcfg *c = &a->cfg;
   const edm2_block *k = &a->blocks[bi];
@@ -273,7 +373,7 @@ static void block_forward(edm2_pass *p, int bi, float *in) {
   nn_modulate_fwd_ref(NULL, A->y1, A->y0, A->s, n, C, L);
   nn_mp_silu_fwd_ref(NULL, A->a1, A->y1, nCL);
   if (p->train && c->dropout > 0)
-    nn_dropout_fwd_ref(NULL, A->a1, A->a1, nCL, c->dropout, p->seed, (uint64_t)bi << 40);
+    nn_dropout_fwd_ref(NULL, A->a1, A->a1, nCL, c->dropout, p->seed, dropout_offset(p, bi, C * L));
   nn_conv2d_fwd_ref(NULL, A->y2, A->a1, W(p, k->conv_res1), n, C, C, res, res, 3, p->ws);
   /* Main path and the join. */
   const float *main_x = A->m;
@@ -294,20 +394,17 @@ static void block_forward(edm2_pass *p, int bi, float *in) {
   else memcpy(A->out, h, nCL * sizeof(float));
 }
 
-void edm2_forward(edm2_pass *p, int n, const float *x, const float *sigma, const float *labels,
-                  float *D, float *logvar, uint64_t seed) {
+/* The forward of one slice: its inputs and outputs are set in the shard by edm2_forward. */
+static void shard_forward(void *ctx, int64_t shard) {
+  edm2_shard *p = &((edm2_pass *)ctx)->shards[shard];
   const edm2_arch *a = &p->net->arch;
   const edm2_netcfg *c = &a->cfg;
-  EC_ASSERTF(n >= 1 && n <= p->cap, "batch %d outside 1..%d", n, p->cap);
-  p->n = n;
-  p->seed = seed;
-  p->x = x;
-  p->in_labels = labels;
+  const int n = p->n;
+  const float *x = p->x, *sigma = p->sigma, *labels = p->in_labels;
+  float *D = p->D, *logvar = p->logvar;
   int I = c->img_channels, R = c->img_resolution;
   size_t M = (size_t)I * R * R, ne = (size_t)n * a->cemb;
   const float *buf = p->net->buffers;
-
-  normalize_weights(p);
 
   /* Preconditioning (§4) and the embedding (§3.5 step 1). */
   edm2_precond_coefs_ref(NULL, p->c_in, p->c_skip, p->c_out, p->c_noise, sigma, n, c->sigma_data);
@@ -350,6 +447,39 @@ void edm2_forward(edm2_pass *p, int n, const float *x, const float *sigma, const
   nn_fourier_fwd_ref(NULL, p->lv_fourier, p->c_noise, buf + a->tensors[a->logvar_freqs].offset,
                      buf + a->tensors[a->logvar_phases].offset, n, c->logvar_channels);
   if (logvar) nn_linear_fwd_ref(NULL, logvar, p->lv_fourier, W(p, a->logvar_linear), n, c->logvar_channels, 1);
+}
+
+/* Image range [lo, hi) of slice t when n images are cut into `active` slices. */
+static void slice(int n, int active, int t, int *lo, int *hi) {
+  *lo = (int)((int64_t)n * t / active);
+  *hi = (int)((int64_t)n * (t + 1) / active);
+}
+
+void edm2_forward(edm2_pass *p, int n, const float *x, const float *sigma, const float *labels,
+                  float *D, float *logvar, uint64_t seed) {
+  const edm2_netcfg *c = &p->net->arch.cfg;
+  EC_ASSERTF(n >= 1 && n <= p->cap, "batch %d outside 1..%d", n, p->cap);
+  p->n = n;
+  p->have_forward = 0;
+  run_jobs(p, p->net->arch.n_tensors, normalize_weight, p);
+  p->active = n < p->nshards ? n : p->nshards;
+  const size_t M = (size_t)c->img_channels * c->img_resolution * c->img_resolution;
+  const size_t Ld = (size_t)(c->label_dim ? c->label_dim : 0);
+  for (int t = 0; t < p->active; t++) {
+    edm2_shard *s = &p->shards[t];
+    int lo, hi;
+    slice(n, p->active, t, &lo, &hi);
+    EC_ASSERT(hi - lo >= 1 && hi - lo <= s->cap);
+    s->n = hi - lo;
+    s->i0 = lo;
+    s->seed = seed;
+    s->x = x + (size_t)lo * M;
+    s->sigma = sigma + lo;
+    s->in_labels = labels ? labels + (size_t)lo * Ld : NULL;
+    s->D = D + (size_t)lo * M;
+    s->logvar = logvar ? logvar + lo : NULL;
+  }
+  run_jobs(p, p->active, shard_forward, p);
   p->have_forward = 1;
 }
 
@@ -357,7 +487,7 @@ void edm2_forward(edm2_pass *p, int n, const float *x, const float *sigma, const
 
 /* g: (n, C, L) gradient of the block's output (clobbered). gin: (n, Ci, Li) gradient of its
  * input, OVERWRITTEN. Weight gradients accumulate into dwhat, the embedding's into p->demb. */
-static void block_backward(edm2_pass *p, int bi, float *g, float *gin) {
+static void block_backward(edm2_shard *p, int bi, float *g, float *gin) {
   const edm2_arch *a = &p->net->arch;
   const edm2_netcfg *c = &a->cfg;
   const edm2_block *k = &a->blocks[bi];
@@ -380,7 +510,7 @@ static void block_backward(edm2_pass *p, int bi, float *g, float *gin) {
   nn_mp_sum_bwd_ref(NULL, t2, t3, gx2, c->res_balance, nCL);
   nn_conv2d_bwd_ref(NULL, t4, dW(p, k->conv_res1), t3, A->a1, W(p, k->conv_res1), n, C, C, res, res, 3, p->ws);
   if (p->train && c->dropout > 0)
-    nn_dropout_bwd_ref(NULL, t4, t4, nCL, c->dropout, p->seed, (uint64_t)bi << 40);
+    nn_dropout_bwd_ref(NULL, t4, t4, nCL, c->dropout, p->seed, dropout_offset(p, bi, C * L));
   nn_mp_silu_bwd_ref(NULL, t4, t4, A->y1, nCL);                       /* d y1 */
   nn_modulate_bwd_ref(NULL, t4, p->ds, t4, A->y0, A->s, n, C, L);     /* d y0, d s */
   nn_linear_bwd_ref(NULL, p->demb_t, dW(p, k->emb_linear), p->ds, p->emb, W(p, k->emb_linear), n, a->cemb, C);
@@ -407,11 +537,12 @@ static void block_backward(edm2_pass *p, int bi, float *g, float *gin) {
   else memcpy(gin, gx, (size_t)n * Ci * L * sizeof(float));
 }
 
-void edm2_backward(edm2_pass *p, const float *dD, const float *dlogvar, float *grads) {
-  EC_ASSERTF(p->train && p->have_forward, "edm2_backward needs a training-mode forward first");
-  edm2_net *net = p->net;
-  const edm2_arch *a = &net->arch;
+/* The backward of one slice, into its own dwhat (overwritten). */
+static void shard_backward(void *ctx, int64_t shard) {
+  edm2_shard *p = &((edm2_pass *)ctx)->shards[shard];
+  const edm2_arch *a = &p->net->arch;
   const edm2_netcfg *c = &a->cfg;
+  const float *dD = p->dD, *dlogvar = p->dlogvar;
   int n = p->n, I = c->img_channels, R = c->img_resolution;
   size_t M = (size_t)I * R * R, ne = (size_t)n * a->cemb;
   memset(p->dwhat, 0, a->params_size * sizeof(float));
@@ -470,14 +601,53 @@ void edm2_backward(edm2_pass *p, const float *dD, const float *dlogvar, float *g
   nn_linear_bwd_ref(NULL, NULL, dW(p, a->emb_noise), de_noise, p->fourier, W(p, a->emb_noise), n, a->cnoise,
                     a->cemb);
 
-  /* Through the weight normalisation to the stored weights and the gains. */
-  for (int i = 0; i < a->n_tensors; i++) {
-    const edm2_tensor *t = &a->tensors[i];
-    if (t->kind != EDM2_PARAM || t->ndim < 2) continue;
-    int gi = p->gain_of[i];
-    const float *gain = gi >= 0 ? net->params + a->tensors[gi].offset : NULL;
-    nn_weightnorm_bwd_ref(NULL, grads + t->offset, gi >= 0 ? grads + a->tensors[gi].offset : NULL,
-                          p->dwhat + t->offset, net->params + t->offset, gain, edm2_tensor_rows(t),
-                          edm2_tensor_fan_in(t));
+}
+
+/* Chunks of the parameter slab that the gradient reduction hands out. */
+#define REDUCE_CHUNK ((size_t)1 << 16)
+
+typedef struct {
+  edm2_pass *p;
+  float *grads;
+} bwd_ctx;
+
+/* Shard 0's dwhat += the other active shards', for one chunk. */
+static void reduce_chunk(void *ctx, int64_t k) {
+  edm2_pass *p = ((bwd_ctx *)ctx)->p;
+  size_t lo = (size_t)k * REDUCE_CHUNK, hi = lo + REDUCE_CHUNK;
+  if (hi > p->net->arch.params_size) hi = p->net->arch.params_size;
+  for (int t = 1; t < p->active; t++)
+    nn_acc_ref(NULL, p->shards[0].dwhat + lo, p->shards[t].dwhat + lo, hi - lo);
+}
+
+/* Through the weight normalisation of tensor i to the stored weight and its gain. Each gain
+ * scales one weight, so tensors can run concurrently. */
+static void weightnorm_backward(void *ctx, int64_t i) {
+  edm2_pass *p = ((bwd_ctx *)ctx)->p;
+  float *grads = ((bwd_ctx *)ctx)->grads;
+  const edm2_net *net = p->net;
+  const edm2_arch *a = &net->arch;
+  const edm2_tensor *t = &a->tensors[i];
+  if (t->kind != EDM2_PARAM || t->ndim < 2) return;
+  int gi = p->gain_of[i];
+  const float *gain = gi >= 0 ? net->params + a->tensors[gi].offset : NULL;
+  nn_weightnorm_bwd_ref(NULL, grads + t->offset, gi >= 0 ? grads + a->tensors[gi].offset : NULL,
+                        p->shards[0].dwhat + t->offset, net->params + t->offset, gain, edm2_tensor_rows(t),
+                        edm2_tensor_fan_in(t));
+}
+
+void edm2_backward(edm2_pass *p, const float *dD, const float *dlogvar, float *grads) {
+  EC_ASSERTF(p->train && p->have_forward, "edm2_backward needs a training-mode forward first");
+  const edm2_netcfg *c = &p->net->arch.cfg;
+  const size_t M = (size_t)c->img_channels * c->img_resolution * c->img_resolution;
+  for (int t = 0; t < p->active; t++) {
+    edm2_shard *s = &p->shards[t];
+    s->dD = dD + (size_t)s->i0 * M;
+    s->dlogvar = dlogvar ? dlogvar + s->i0 : NULL;
   }
+  run_jobs(p, p->active, shard_backward, p);
+  bwd_ctx ctx = {p, grads};
+  if (p->active > 1)
+    run_jobs(p, (int64_t)((p->net->arch.params_size + REDUCE_CHUNK - 1) / REDUCE_CHUNK), reduce_chunk, &ctx);
+  run_jobs(p, p->net->arch.n_tensors, weightnorm_backward, &ctx);
 }

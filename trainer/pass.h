@@ -2,7 +2,7 @@
  * edm2-spec.md §2–4) on the reference ops of nn/.
  *
  *   edm2_pass p;
- *   edm2_pass_init(&p, &net, 8, 1);                    // up to 8 images, training mode
+ *   edm2_pass_init(&p, &net, 8, 1, threads);           // up to 8 images, training mode
  *   edm2_forward(&p, n, x, sigma, labels, D, logvar, seed);
  *   edm2_loss_ref(NULL, loss, dD, du, D, y, logvar, sigma, n, M, 0.5, 1.0 / n);
  *   edm2_backward(&p, dD, du, grads);                  // grads += d loss / d params
@@ -20,36 +20,33 @@
 #include "core/status.h"
 #include "trainer/net.h"
 
-typedef struct edm2_block_acts edm2_block_acts;
+typedef struct edm2_shard edm2_shard;
+typedef struct ec_pool ec_pool;
 
 typedef struct {
   edm2_net *net; /* not owned */
   int cap;       /* the largest batch */
   int train;
-  float *what;   /* normalised and gain-scaled weights (parameter slab layout) */
-  float *dwhat;  /* their gradient during a backward (training mode) */
+  int threads;   /* threads the pass uses (its own, or OpenBLAS's when one shard runs) */
+  float *what;   /* normalised and gain-scaled weights (parameter slab layout), shared by shards */
   int *gain_of;  /* per tensor: the index of the gain that scales it, or -1 */
-  /* Memory: activations (and gradients in training mode) in one arena; op scratch. */
-  float *arena, *ws;
-  size_t arena_size, ws_size;
-  /* Per-image and top-level activations (cap rows each). */
-  float *c_in, *c_skip, *c_out, *c_noise;
-  float *x_in, *x_ones, *fourier, *e_noise, *labels, *e_label, *e_sum, *emb, *h0, *F, *lv_fourier;
-  edm2_block_acts *blocks;
   int *skip_of;  /* decoder blocks: the encoder module whose output they concatenate, or -1 */
-  float **skip_out; /* encoder module outputs (the skips), module 0 = input convolution */
-  /* Gradient buffers (training mode). */
-  float **dskip, *g_a, *g_b, *t1, *t2, *t3, *t4, *ds, *demb, *demb_t, *de0, *de1;
-  /* The last forward. */
+  /* The batch is cut into up to `nshards` consecutive slices, one per thread; each shard keeps
+   * its slice's activations and its own weight gradient (summed after the backward). */
+  edm2_shard *shards;
+  int nshards, active; /* active: shards the last forward used */
+  ec_pool *pool;       /* NULL when nshards == 1 */
   int n;
-  uint64_t seed;
-  const float *x, *in_labels;
   int have_forward;
 } edm2_pass;
 
 /* Plans and allocates everything for batches of up to `cap` images; train = 1 keeps what the
- * backward needs and allocates gradient buffers. */
-ec_status edm2_pass_init(edm2_pass *p, edm2_net *net, int cap, int train);
+ * backward needs and allocates gradient buffers. threads >= 1: the batch is split into
+ * min(threads, cap) slices that run concurrently, each on single-threaded OpenBLAS (small
+ * GEMMs do not scale across OpenBLAS's threads; whole images do); a batch of one image runs on
+ * OpenBLAS's threads instead. Results do not depend on the split except for the order in which
+ * weight gradients of different images are summed. */
+ec_status edm2_pass_init(edm2_pass *p, edm2_net *net, int cap, int train, int threads);
 void edm2_pass_free(edm2_pass *p);
 /* Bytes the pass allocates (arena, scratch, normalised weights). */
 size_t edm2_pass_bytes(const edm2_pass *p);

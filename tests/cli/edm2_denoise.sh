@@ -124,6 +124,9 @@ expect "conditional model" 0 "" -- "$EDM2_DENOISE" --net "$W/tiny.h5" --input "$
 check "conditional D and logvar match the reference" compare "$W/out.h5" eval
 expect "batch of 4 (uneven split)" 0 "" -- "$EDM2_DENOISE" --net "$W/tiny.h5" --input "$W/in.h5" --output "$W/out4.h5" --batch 4 --quiet
 check "batch size does not change the result" compare "$W/out4.h5" eval
+expect "four threads, slices of one and two images" 0 "" -- "$EDM2_DENOISE" --net "$W/tiny.h5" --input "$W/in.h5" --output "$W/outt.h5" --threads 4 --quiet
+check "thread count does not change the result" compare "$W/outt.h5" eval
+expect "--threads 0 is refused" 1 "--threads: '0' is out of range" -- "$EDM2_DENOISE" --net "$W/tiny.h5" --input "$W/in.h5" --output "$W/x.h5" --threads 0
 expect "custom configuration, no preset" 0 "" -- "$EDM2_DENOISE" --net "$W/custom.h5" --input "$W/in.h5" --output "$W/outc.h5" --quiet
 check "custom configuration equals the preset" same "$W/out.h5" "$W/outc.h5"
 expect "unconditional model" 0 "" -- "$EDM2_DENOISE" --net "$W/uncond.h5" --input "$W/in_uncond.h5" --output "$W/outu.h5" --quiet

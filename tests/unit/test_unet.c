@@ -88,8 +88,8 @@ TEST(forced_normalisation_in_place_before_use) {
   const edm2_arch *a = &f.net.arch;
   float *D_eval = malloc((size_t)f.n * f.M * sizeof(float));
   ASSERT_TRUE(D_eval != NULL);
-  ASSERT_OK(edm2_pass_init(&p, &f.net, f.n, 1));
-  ASSERT_OK(edm2_pass_init(&pe, &f.net, f.n, 0));
+  ASSERT_OK(edm2_pass_init(&p, &f.net, f.n, 1, 1));
+  ASSERT_OK(edm2_pass_init(&pe, &f.net, f.n, 0, 1));
   edm2_forward(&p, f.n, f.x, f.sigma, f.labels, f.D, f.lv, 0);
   /* Every weight row of the network itself now has norm sqrt(fan_in) (to eps·sqrt(fan_in) /
    * ||w||, about 3e-5 here); gains are untouched. */
@@ -127,7 +127,7 @@ TEST(gradients_accumulate) {
   size_t np = f.net.arch.params_size;
   float *g1 = calloc(np, sizeof(float)), *g2 = calloc(np, sizeof(float));
   ASSERT_TRUE(g1 && g2);
-  ASSERT_OK(edm2_pass_init(&p, &f.net, f.n, 1));
+  ASSERT_OK(edm2_pass_init(&p, &f.net, f.n, 1, 1));
   train_loss(&f, &p, 0);
   edm2_backward(&p, f.dD, f.du, g1);
   edm2_backward(&p, f.dD, f.du, g2);
@@ -158,7 +158,7 @@ TEST(dropout_masks_are_reproducible) {
   /* Each training forward renormalises the weights in place, which moves their last bits; every
    * run below starts from the same weights. */
   memcpy(base, f.net.params, np * sizeof(float));
-  ASSERT_OK(edm2_pass_init(&p, &f.net, f.n, 1));
+  ASSERT_OK(edm2_pass_init(&p, &f.net, f.n, 1, 1));
   train_loss(&f, &p, 5);
   memcpy(D1, f.D, nm * sizeof(float));
   memcpy(f.net.params, base, np * sizeof(float));
@@ -190,7 +190,7 @@ TEST(whole_network_gradient_by_finite_differences) {
   size_t np = a->params_size;
   float *g = calloc(np, sizeof(float)), *base = malloc(np * sizeof(float));
   ASSERT_TRUE(g && base);
-  ASSERT_OK(edm2_pass_init(&p, &f.net, f.n, 1));
+  ASSERT_OK(edm2_pass_init(&p, &f.net, f.n, 1, 1));
   const uint64_t seed = 9;
   train_loss(&f, &p, seed);
   memcpy(base, f.net.params, np * sizeof(float));
@@ -275,5 +275,61 @@ TEST(randomize_follows_reference_distributions) {
   ASSERT_REL(sqrt(f2), 2 * M_PI, 0.35); /* 32 frequencies: the RMS of 2π·N(0,1) within ~3 SE */
 }
 
-TEST_MAIN(forced_normalisation_in_place_before_use, gradients_accumulate, dropout_masks_are_reproducible,
+/* Slicing the batch across threads (pass.h) changes only rounding: GEMMs of different widths
+ * sum in different orders, and so does the reduction of the slices' weight gradients. With
+ * dropout on, D, logvar and the gradients for 2 and 3 threads agree with 1 thread to float32
+ * rounding; a dropout mask that followed the slice instead of the image would change D by
+ * O(1). */
+TEST(threads_do_not_change_results) {
+  fixture f;
+  ASSERT_TRUE(setup(&f, 0.25) == 0);
+  size_t nm = (size_t)f.n * f.M, np = f.net.arch.params_size;
+  float *base = malloc(np * sizeof(float)), *D1 = malloc(nm * sizeof(float));
+  float *g1 = calloc(np, sizeof(float)), *g = calloc(np, sizeof(float)), lv1[3];
+  ASSERT_TRUE(base && D1 && g1 && g);
+  memcpy(base, f.net.params, np * sizeof(float));
+  int ok = 1;
+  for (int threads = 1; threads <= 3; threads++) {
+    edm2_pass p = {0};
+    memcpy(f.net.params, base, np * sizeof(float));
+    ASSERT_OK(edm2_pass_init(&p, &f.net, f.n, 1, threads));
+    train_loss(&f, &p, 5);
+    memset(g, 0, np * sizeof(float));
+    edm2_backward(&p, f.dD, f.du, g);
+    edm2_pass_free(&p);
+    if (threads == 1) {
+      memcpy(D1, f.D, nm * sizeof(float));
+      memcpy(lv1, f.lv, sizeof lv1);
+      memcpy(g1, g, np * sizeof(float));
+      continue;
+    }
+    double dmax = 0, scale = 0;
+    for (size_t i = 0; i < nm; i++) {
+      dmax = fmax(dmax, fabs((double)f.D[i] - D1[i]));
+      scale = fmax(scale, fabs((double)D1[i]));
+    }
+    for (int i = 0; i < f.n; i++) dmax = fmax(dmax, fabs((double)f.lv[i] - lv1[i]));
+    if (!(dmax <= 1e-5 * scale)) {
+      printf("# %d threads: D or logvar differs from 1 thread by %.3g (max |D| %.3g)\n", threads, dmax, scale);
+      ok = 0;
+    }
+    double num = 0, den = 0;
+    for (size_t i = 0; i < np; i++) {
+      num += ((double)g[i] - g1[i]) * ((double)g[i] - g1[i]);
+      den += (double)g1[i] * g1[i];
+    }
+    if (!(num <= 1e-12 * den)) {
+      printf("# %d threads: gradient nmse %.3g against 1 thread\n", threads, num / den);
+      ok = 0;
+    }
+  }
+  free(base);
+  free(D1);
+  free(g1);
+  free(g);
+  teardown(&f);
+  ASSERT_TRUE(ok);
+}
+
+TEST_MAIN(threads_do_not_change_results, forced_normalisation_in_place_before_use, gradients_accumulate, dropout_masks_are_reproducible,
           whole_network_gradient_by_finite_differences, randomize_follows_reference_distributions)

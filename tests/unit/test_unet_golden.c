@@ -151,7 +151,8 @@ TEST(tensor_table_matches_reference) {
 }
 
 /* One training step k: forward (training mode), loss, backward; every output and gradient. */
-static void train_case(int k) {
+/* Training step k of the golden file; `threads` slices the batch (pass.h). */
+static void train_case(int k, int threads) {
   edm2_net net = {0};
   edm2_pass p = {0};
   float *y = NULL, *noise = NULL, *sigma = NULL, *labels = NULL, *Dref = NULL, *lvref = NULL;
@@ -190,7 +191,7 @@ static void train_case(int k) {
   ASSERT_TRUE(x && D && dD && lv && du && loss && grads);
   for (size_t i = 0; i < ny; i++) x[i] = y[i] + sigma[i / M] * noise[i];
 
-  ASSERT_OK(edm2_pass_init(&p, &net, n, 1));
+  ASSERT_OK(edm2_pass_init(&p, &net, n, 1, threads));
   edm2_forward(&p, n, x, sigma, labels, D, lv, 0);
   CHECK_CLOSE("D", D, Dref, ny, T_FWD);
   CHECK_CLOSE("logvar", lv, lvref, (size_t)n, T_FWD);
@@ -258,12 +259,14 @@ done:
   ec_freep(&grads);
 }
 
-TEST(train_sigma_0p002_and_80) { train_case(0); }
-TEST(train_sigma_0p05_and_1p5) { train_case(1); }
-TEST(train_sigma_0p4_and_9) { train_case(2); }
+TEST(train_sigma_0p002_and_80) { train_case(0, 1); }
+TEST(train_sigma_0p05_and_1p5) { train_case(1, 1); }
+TEST(train_sigma_0p4_and_9) { train_case(2, 1); }
+/* One image per thread: the slices' weight gradients are summed after the backward. */
+TEST(train_two_threads) { train_case(0, 2); }
 
 /* Eval mode on the raw weights: no forced normalisation, the weights stay as they were. */
-static void eval_case(const char *prefix, const char *config_attr) {
+static void eval_case(const char *prefix, const char *config_attr, int threads) {
   edm2_net net = {0};
   edm2_pass p = {0};
   float *x = NULL, *sigma = NULL, *labels = NULL, *Dref = NULL, *lvref = NULL, *D = NULL, *lv = NULL;
@@ -297,7 +300,7 @@ static void eval_case(const char *prefix, const char *config_attr) {
   before = ec_mallocarray(net.arch.params_size, sizeof *before);
   ASSERT_TRUE(D && lv && before);
   memcpy(before, net.params, net.arch.params_size * sizeof *before);
-  ASSERT_OK(edm2_pass_init(&p, &net, n, 0));
+  ASSERT_OK(edm2_pass_init(&p, &net, n, 0, threads));
   edm2_forward(&p, n, x, sigma, labels, D, lv, 0);
   CHECK_CLOSE("D", D, Dref, nx, T_FWD);
   CHECK_CLOSE("logvar", lv, lvref, ns, T_FWD);
@@ -315,8 +318,10 @@ done:
   ec_freep(&before);
 }
 
-TEST(eval_conditional) { eval_case("", "config"); }
-TEST(eval_unconditional) { eval_case("/uncond", "uncond_config"); }
+TEST(eval_conditional) { eval_case("", "config", 1); }
+TEST(eval_unconditional) { eval_case("/uncond", "uncond_config", 1); }
+/* Six images on four threads: uneven slices of one and two images. */
+TEST(eval_four_threads) { eval_case("", "config", 4); }
 
 /* Batch independence: evaluating images one at a time gives what the batch gave. */
 TEST(eval_batch_of_one_matches_batch) {
@@ -331,7 +336,7 @@ TEST(eval_batch_of_one_matches_batch) {
   float *Db = malloc(nx * sizeof(float)), *D1 = malloc(nx * sizeof(float));
   int n = (int)ns, ok = x && sigma && labels && Db && D1;
   size_t M = nx / ns, L = nl / ns;
-  if (ok && !edm2_pass_init(&pb, &net, n, 0) && !edm2_pass_init(&p1, &net, 1, 0)) {
+  if (ok && !edm2_pass_init(&pb, &net, n, 0, 1) && !edm2_pass_init(&p1, &net, 1, 0, 1)) {
     edm2_forward(&pb, n, x, sigma, labels, Db, NULL, 0);
     for (int i = 0; i < n; i++) edm2_forward(&p1, 1, x + i * M, sigma + i, labels + i * L, D1 + i * M, NULL, 0);
     cmp_result c = compare(D1, Db, nx);
@@ -399,5 +404,5 @@ TEST(report_worst_agreement) {
 }
 
 TEST_MAIN(golden_file_is_current, tensor_table_matches_reference, train_sigma_0p002_and_80,
-          train_sigma_0p05_and_1p5, train_sigma_0p4_and_9, eval_conditional, eval_unconditional,
+          train_sigma_0p05_and_1p5, train_sigma_0p4_and_9, train_two_threads, eval_conditional, eval_unconditional, eval_four_threads,
           eval_batch_of_one_matches_batch, params_and_flops_match_reference, report_worst_agreement)
