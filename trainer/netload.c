@@ -133,6 +133,20 @@ ec_status edm2_net_load(edm2_net *net, const char *path, const edm2_load_opts *o
     st = ec_err(EC_EFORMAT, "%s: format '%s' is not an edm2c model, snapshot or checkpoint", path, format);
     goto done;
   }
+  {
+    /* Every format this reader knows is at version 1 (docs/formats.md). */
+    int64_t version = 0;
+    if ((st = h5io_attr_read_i64(file, "format_version", &version))) goto done;
+    if (version > 1) {
+      st = ec_err(EC_EFORMAT, "%s: %s format_version %lld is newer than this edm2c supports (1); upgrade edm2c",
+                  path, format, (long long)version);
+      goto done;
+    }
+    if (version < 1) {
+      st = ec_err(EC_EFORMAT, "%s: invalid format_version %lld", path, (long long)version);
+      goto done;
+    }
+  }
   if (is_snap) {
     char **profiles = NULL;
     int np = 0;

@@ -45,6 +45,17 @@ model(w + "/uncond_weights.h5", g["uncond/params"], g["uncond/buffers"])
 model(w + "/cond_weights.h5", P, B, config='{"label_dim": 0}')
 model(w + "/nan.h5", P, B, edit=lambda n, v: np.where(np.arange(v.size).reshape(v.shape) == 3, np.nan, v)
       if n == "unet.dec.8x8_in0.attn_qkv.weight" else v)
+# A checkpoint: raw weights in /params plus training state the loader ignores.
+with h5py.File(w + "/ckpt.h5", "w") as f:
+    f.attrs.update(format="edm2c-checkpoint", format_version=np.int64(1), nimg=np.int64(4096),
+                   preset="test-tiny", config="{}")
+    for n, v in P.items():
+        f.create_dataset("params/" + n, data=np.asarray(v[()], np.float32))
+        f.create_dataset("adam/m/" + n, data=np.zeros(np.shape(v), np.float32))
+    for n, v in B.items():
+        f.create_dataset("buffers/" + n, data=np.asarray(v[()], dtype=np.float32))
+with h5py.File(w + "/future.h5", "w") as f:
+    f.attrs.update(format="edm2c-model", format_version=np.int64(2), preset="test-tiny", config="{}")
 with h5py.File(w + "/noformat.h5", "w") as f:
     f.create_dataset("params/x", data=np.zeros(3, np.float32))
 # A snapshot with two profiles; 0.100 holds the golden weights in float16.
@@ -102,6 +113,20 @@ with h5py.File(out, "r") as o, h5py.File(golden, "r") as g:
 PYEOF
 }
 
+# The golden file was written by the committed generator (its SHA-256 is recorded in the file):
+# a generator edited without regenerating the data fails here.
+golden_current() {
+  "$PY" - "$GOLDEN" "$(dirname "$GOLDEN")/gen_edm2_net.py" <<'PYEOF'
+import hashlib, sys
+import h5py
+golden, gen = sys.argv[1:]
+with h5py.File(golden, "r") as g:
+    recorded = g.attrs["generator_sha256"]
+actual = hashlib.sha256(open(gen, "rb").read()).hexdigest()
+assert recorded == actual, f"{golden} was written by a generator with SHA-256 {recorded}; {gen} is {actual}: regenerate it"
+PYEOF
+}
+
 # same A.h5 B.h5: D and logvar bitwise equal
 same() {
   "$PY" - "$1" "$2" <<'PYEOF'
@@ -120,6 +145,7 @@ check() { # check NAME COMMAND...: run a python check and record it
 }
 
 # --- good runs --------------------------------------------------------------------------------
+check "golden data comes from the committed generator" golden_current
 expect "conditional model" 0 "" -- "$EDM2_DENOISE" --net "$W/tiny.h5" --input "$W/in.h5" --output "$W/out.h5" --quiet
 check "conditional D and logvar match the reference" compare "$W/out.h5" eval
 expect "batch of 4 (uneven split)" 0 "" -- "$EDM2_DENOISE" --net "$W/tiny.h5" --input "$W/in.h5" --output "$W/out4.h5" --batch 4 --quiet
@@ -132,6 +158,8 @@ check "custom configuration equals the preset" same "$W/out.h5" "$W/outc.h5"
 expect "unconditional model" 0 "" -- "$EDM2_DENOISE" --net "$W/uncond.h5" --input "$W/in_uncond.h5" --output "$W/outu.h5" --quiet
 check "unconditional D and logvar match the reference" compare "$W/outu.h5" uncond/eval
 expect "snapshot profile 0.100" 0 "" -- "$EDM2_DENOISE" --net "$W/snap.h5" --profile 0.1 --input "$W/in.h5" --output "$W/outs.h5" --quiet
+expect "checkpoint" 0 "" -- "$EDM2_DENOISE" --net "$W/ckpt.h5" --input "$W/in.h5" --output "$W/outk.h5" --quiet
+check "checkpoint D and logvar match the reference" compare "$W/outk.h5" eval
 expect "float16 model" 0 "" -- "$EDM2_DENOISE" --net "$W/tiny16.h5" --input "$W/in.h5" --output "$W/out16.h5" --quiet
 check "snapshot profile equals the float16 model file" same "$W/outs.h5" "$W/out16.h5"
 expect "missing labels mean zero labels" 0 "" -- "$EDM2_DENOISE" --net "$W/tiny.h5" --input "$W/in_nolabels.h5" --output "$W/outn.h5" --quiet
@@ -157,6 +185,7 @@ bad "model of another configuration (missing tensor)" "tensor 'params/unet.emb_l
   --net "$W/uncond_weights.h5" --input "$W/in.h5"
 bad "model of another configuration (extra tensor)" "tensor 'params/unet.emb_label.weight' is not part of the network" \
   --net "$W/cond_weights.h5" --input "$W/in.h5"
+bad "newer format_version" "edm2c-model format_version 2 is newer than this edm2c supports (1); upgrade edm2c" --net "$W/future.h5" --input "$W/in.h5"
 bad "not an edm2c file" "no 'format' attribute" --net "$W/noformat.h5" --input "$W/in.h5"
 bad "missing model file" "$W/absent.h5" --net "$W/absent.h5" --input "$W/in.h5"
 bad "snapshot without --profile" "several EMA profiles (0.050, 0.100)" --net "$W/snap.h5" --input "$W/in.h5"
