@@ -21,7 +21,7 @@
 #include "trainer/pass.h"
 #include "trainer/precond.h"
 
-enum { OPT_PRESET, OPT_BATCH, OPT_ITERS, OPT_WARMUP, OPT_THREADS, OPT_JSON, OPT_EVAL, OPT_HELP };
+enum { OPT_PRESET, OPT_BATCH, OPT_ITERS, OPT_WARMUP, OPT_THREADS, OPT_BLAS_THREADS, OPT_JSON, OPT_EVAL, OPT_HELP };
 
 static const ec_cli_opt options[] = {
     {"preset", 1, OPT_PRESET, "NAME", "network preset (default fmnist)"},
@@ -29,6 +29,8 @@ static const ec_cli_opt options[] = {
     {"iters", 1, OPT_ITERS, "N", "timed iterations (default 10)"},
     {"warmup", 1, OPT_WARMUP, "N", "untimed iterations first (default 2)"},
     {"threads", 1, OPT_THREADS, "N", "threads (default: all online CPUs)"},
+    {"blas-threads", 0, OPT_BLAS_THREADS, NULL,
+     "do not slice the batch: one slice on OpenBLAS's threads (the baseline of the slicing)"},
     {"eval", 0, OPT_EVAL, NULL, "time eval-mode forwards only"},
     {"json", 0, OPT_JSON, NULL, "one JSON object on stdout"},
     {"help", 0, OPT_HELP, NULL, "print this help and exit"},
@@ -46,7 +48,7 @@ int main(int argc, char **argv) {
                 .description = "Training-step throughput of the CPU reference EDM2 network.", .opts = options};
   const char *preset = "fmnist", *arg;
   int64_t batch = 32, iters = 10, warmup = 2, threads = ec_cpu_count();
-  int json = 0, eval = 0;
+  int json = 0, eval = 0, blas_threads = 0;
   nn_blas_setup(argv); /* re-executes once on CPUs OpenBLAS does not recognise (nn/blas.h) */
   ec_status st = EC_OK;
   for (int id; (id = ec_cli_next(&cli, argc, argv, &arg)) != EC_CLI_END;) {
@@ -58,6 +60,7 @@ int main(int argc, char **argv) {
     case OPT_THREADS: st = ec_parse_int_range("--threads", arg, 1, 1024, &threads); break;
     case OPT_JSON: json = 1; break;
     case OPT_EVAL: eval = 1; break;
+    case OPT_BLAS_THREADS: blas_threads = 1; break;
     case OPT_HELP: ec_cli_help(&cli, stdout); return 0;
     default: return 2;
     }
@@ -77,10 +80,12 @@ int main(int argc, char **argv) {
   /* Nonzero gains, so that the embedding and output paths carry real values. */
   for (int i = 0; i < net.arch.n_tensors; i++)
     if (net.arch.tensors[i].kind == EDM2_PARAM && net.arch.tensors[i].ndim == 0) *edm2_net_tensor(&net, i) = 0.5f;
-  if ((st = edm2_pass_init(&pass, &net, (int)batch, !eval, (int)threads))) {
+  if ((st = edm2_pass_init(&pass, &net, (int)batch, !eval, blas_threads ? 1 : (int)threads))) {
     fprintf(stderr, "bench_unet: %s\n", ec_errmsg());
     return 1;
   }
+  /* One slice runs on pass.threads OpenBLAS threads (pass.h). */
+  if (blas_threads) pass.threads = (int)threads;
   const edm2_netcfg *c = &net.arch.cfg;
   int n = (int)batch;
   size_t M = (size_t)c->img_channels * c->img_resolution * c->img_resolution;
@@ -115,12 +120,13 @@ int main(int argc, char **argv) {
   if (json)
     printf("{\"impl\": \"edm2c\", \"preset\": \"%s\", \"mode\": \"%s\", \"batch\": %d, \"threads\": %d, "
            "\"iters\": %lld, \"seconds_per_iter\": %.6f, \"images_per_second\": %.3f, \"memory_bytes\": %zu, "
-           "\"blas_core\": \"%s\"}\n",
+           "\"blas_core\": \"%s\", \"slices\": %d}\n",
            p->name, eval ? "eval" : "train", n, (int)threads, (long long)iters, dt, ips,
-           edm2_pass_bytes(&pass), nn_blas_corename());
+           edm2_pass_bytes(&pass), nn_blas_corename(), pass.nshards);
   else
-    printf("edm2c %s %s batch %d, %d threads: %.4f s/iter, %.2f images/s (pass memory %.1f MiB, OpenBLAS %s)\n",
-           p->name, eval ? "eval forward" : "forward+backward", n, (int)threads, dt, ips,
+    printf("edm2c %s %s batch %d, %d threads, %d slices: %.4f s/iter, %.2f images/s (pass memory %.1f MiB, "
+           "OpenBLAS %s)\n",
+           p->name, eval ? "eval forward" : "forward+backward", n, (int)threads, pass.nshards, dt, ips,
            (double)edm2_pass_bytes(&pass) / (1 << 20), nn_blas_corename());
   edm2_pass_free(&pass);
   edm2_net_free(&net);
