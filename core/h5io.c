@@ -161,6 +161,9 @@ ec_status h5io_file_create(const char *path, hid_t *file) {
   *file = H5I_INVALID_HID;
   hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
   H5Pset_link_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+  /* No modification times in object headers: the same content gives the same bytes (a resumed
+   * training run rewrites its snapshots identically). */
+  H5Pset_obj_track_times(fcpl, 0);
   hid_t fapl = small_cache_fapl();
   *file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
   ec_status s = *file < 0 ? h5fail(EC_EIO, H5I_INVALID_HID, path, "cannot create HDF5 file") : EC_OK;
@@ -208,6 +211,7 @@ ec_status h5io_group_create(hid_t loc, const char *name, hid_t *group) {
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), gcpl = H5Pcreate(H5P_GROUP_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
   H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+  H5Pset_obj_track_times(gcpl, 0);
   *group = H5Gcreate2(loc, name, lcpl, gcpl, H5P_DEFAULT);
   ec_status s = *group < 0 ? h5fail(EC_EHDF5, loc, name, "cannot create group") : EC_OK;
   H5Pclose(lcpl);
@@ -757,6 +761,7 @@ ec_status h5io_dset_create(hid_t loc, const char *name, const ec_shape *shape, e
   hid_t space = shape->ndim ? H5Screate_simple(shape->ndim, dims, NULL) : H5Screate(H5S_SCALAR);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
+  H5Pset_obj_track_times(dcpl, 0);
   if ((flags & H5IO_CHECKSUM) && shape->ndim > 0 && numel > 0) {
     h5io_chunk_shape(shape, ec_dtype_size(file_dtype), chunk);
     H5Pset_chunk(dcpl, shape->ndim, chunk);
@@ -864,13 +869,15 @@ ec_status h5io_write_strings(hid_t loc, const char *name, int count, const char 
   quiet_hdf5();
   hsize_t n = (hsize_t)count;
   hid_t t = vlen_str_type(), space = H5Screate_simple(1, &n, NULL);
-  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), dcpl = H5Pcreate(H5P_DATASET_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
-  hid_t d = H5Dcreate2(loc, name, t, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  H5Pset_obj_track_times(dcpl, 0);
+  hid_t d = H5Dcreate2(loc, name, t, space, lcpl, dcpl, H5P_DEFAULT);
   herr_t r = d < 0 ? -1 : (count ? H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, strs) : 0);
   ec_status s = r < 0 ? h5fail(EC_EIO, loc, name, "cannot write strings") : EC_OK;
   h5io_close(&d);
   h5io_close(&lcpl);
+  h5io_close(&dcpl);
   h5io_close(&space);
   h5io_close(&t);
   return s;
