@@ -37,6 +37,9 @@ typedef struct {
   double lr_ref;
   int64_t decay;
   double P_mean, P_std;
+  /* Learning-rate warm-up in images, and the default status, snapshot and checkpoint intervals
+   * in images (the reference's CLI defaults for the paper presets; shorter for the small ones). */
+  int64_t rampup, status, snapshot, checkpoint;
 } edm2_preset;
 
 /* The reference constructor's defaults (Precond with UNet's and Block's defaults). The image

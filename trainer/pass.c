@@ -63,8 +63,10 @@ struct edm2_shard {
   float **skip_out; /* encoder module outputs (the skips), module 0 = input convolution */
   /* Gradient buffers (training mode). */
   float **dskip, *g_a, *g_b, *t1, *t2, *t3, *t4, *ds, *demb, *demb_t, *de0, *de1;
-  /* The last forward: n images starting at image i0 of the pass's batch. */
+  /* The last forward: n images starting at image i0 of the pass's batch; their dropout masks
+   * are those of images img0, img0 + 1, … (i0 + the pass's image_base). */
   int n, i0;
+  int64_t img0;
   uint64_t seed;
   const float *x, *in_labels;
   const float *sigma;             /* inputs of the slice (forward jobs) */
@@ -339,7 +341,7 @@ static void normalize_weight(void *ctx, int64_t i) {
 /* Block bi's dropout masks are elements (bi << 40) + (image · per_image + j) of the seed's
  * stream, so they do not depend on how the batch is sliced. */
 static uint64_t dropout_offset(const edm2_shard *p, int bi, size_t per_image) {
-  return ((uint64_t)bi << 40) + (uint64_t)p->i0 * per_image;
+  return ((uint64_t)bi << 40) + (uint64_t)p->img0 * per_image;
 }
 
 static void block_forward(edm2_shard *p, int bi, float *in) {
@@ -472,6 +474,7 @@ void edm2_forward(edm2_pass *p, int n, const float *x, const float *sigma, const
     EC_ASSERT(hi - lo >= 1 && hi - lo <= s->cap);
     s->n = hi - lo;
     s->i0 = lo;
+    s->img0 = p->image_base + lo;
     s->seed = seed;
     s->x = x + (size_t)lo * M;
     s->sigma = sigma + lo;

@@ -38,6 +38,10 @@ typedef struct {
   ec_pool *pool;       /* NULL when nshards == 1 */
   int n;
   int have_forward;
+  /* Dropout masks of image i of a forward are those of image image_base + i of the stream
+   * `seed` (0 unless set): a training step split into accumulation rounds sets it to the
+   * round's first image, so the split does not change the masks. */
+  int64_t image_base;
 } edm2_pass;
 
 /* Plans and allocates everything for batches of up to `cap` images; train = 1 keeps what the

@@ -220,5 +220,5 @@ assert sum(1 for t in d['tensors'] if t['name'] == 'unet.emb_label.weight') == 0
 expect "unknown preset" 1 "unknown preset 'img512-q' (known: img512-xxs" -- "$EDM2_TRAIN" --preset img512-q --describe
 expect "bad --config key" 1 "--config: unknown config key 'model_chanels'" -- "$EDM2_TRAIN" --preset fmnist --describe --config '{"model_chanels": 8}'
 expect "bad --config value" 1 "64 channels at 8x8 do not split into 3 attention heads" -- "$EDM2_TRAIN" --preset fmnist --describe --config '{"channels_per_head": 21}'
-expect "training is not here yet" 2 "" -- "$EDM2_TRAIN" --preset fmnist
+expect "training needs --outdir" 2 "" -- "$EDM2_TRAIN" --preset fmnist
 finish
