@@ -31,6 +31,8 @@ def main():
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--eval', action='store_true', help='time eval-mode forwards only')
+    ap.add_argument('--optimizer', action='store_true',
+                    help='time whole training steps: also nan_to_num, Adam and the reference PowerFunctionEMA update')
     ap.add_argument('--json', action='store_true')
     args = ap.parse_args()
 
@@ -38,6 +40,7 @@ def main():
     torch.set_num_threads(args.threads)
     sys.path.insert(0, os.path.abspath(args.edm2))
     from training import networks_edm2 as edm2
+    from training import phema
 
     if args.config:
         cfg = json.loads(args.config)
@@ -66,6 +69,10 @@ def main():
     labels = labels if L else None
     w = ((sigma ** 2 + sigma_data ** 2) / (sigma * sigma_data) ** 2).reshape(-1, 1, 1, 1)
 
+    opt = torch.optim.Adam(net.parameters(), lr=0.01, betas=(0.9, 0.99)) if args.optimizer else None
+    ema = phema.PowerFunctionEMA(net, stds=[0.050, 0.100]) if args.optimizer else None
+    nimg = [0]
+
     def step():
         if args.eval:
             with torch.no_grad():
@@ -75,6 +82,13 @@ def main():
         D, logvar = net(y + noise, sigma, labels, return_logvar=True)
         loss = ((w / logvar.exp()) * (D - y) ** 2 + logvar).sum() / n
         loss.backward()
+        if args.optimizer:  # as the reference's training loop does after the backward
+            for p in net.parameters():
+                if p.grad is not None:
+                    torch.nan_to_num(p.grad, nan=0, posinf=0, neginf=0, out=p.grad)
+            opt.step()
+            nimg[0] += n
+            ema.update(cur_nimg=nimg[0], batch_size=n)
 
     net.train(not args.eval)
     for _ in range(args.warmup):
@@ -86,7 +100,7 @@ def main():
     ips = n / dt
     if args.json:
         print(json.dumps({'impl': 'pytorch', 'torch': str(torch.__version__), 'preset': args.preset,
-                          'mode': 'eval' if args.eval else 'train', 'batch': n,
+                          'mode': 'eval' if args.eval else 'step' if args.optimizer else 'train', 'batch': n,
                           'threads': torch.get_num_threads(), 'iters': args.iters,
                           'seconds_per_iter': dt, 'images_per_second': ips}))
     else:

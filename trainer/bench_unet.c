@@ -18,10 +18,12 @@
 #include "core/pool.h"
 #include "nn/blas.h"
 #include "core/rng.h"
+#include "trainer/ema.h"
+#include "trainer/optim.h"
 #include "trainer/pass.h"
 #include "trainer/precond.h"
 
-enum { OPT_PRESET, OPT_BATCH, OPT_ITERS, OPT_WARMUP, OPT_THREADS, OPT_BLAS_THREADS, OPT_JSON, OPT_EVAL, OPT_HELP };
+enum { OPT_PRESET, OPT_BATCH, OPT_ITERS, OPT_WARMUP, OPT_THREADS, OPT_BLAS_THREADS, OPT_OPTIMIZER, OPT_JSON, OPT_EVAL, OPT_HELP };
 
 static const ec_cli_opt options[] = {
     {"preset", 1, OPT_PRESET, "NAME", "network preset (default fmnist)"},
@@ -31,6 +33,8 @@ static const ec_cli_opt options[] = {
     {"threads", 1, OPT_THREADS, "N", "threads (default: all online CPUs)"},
     {"blas-threads", 0, OPT_BLAS_THREADS, NULL,
      "do not slice the batch: one slice on OpenBLAS's threads (the baseline of the slicing)"},
+    {"optimizer", 0, OPT_OPTIMIZER, NULL,
+     "time whole training steps: also zero the gradient, force_finite, Adam and two EMA updates"},
     {"eval", 0, OPT_EVAL, NULL, "time eval-mode forwards only"},
     {"json", 0, OPT_JSON, NULL, "one JSON object on stdout"},
     {"help", 0, OPT_HELP, NULL, "print this help and exit"},
@@ -48,7 +52,7 @@ int main(int argc, char **argv) {
                 .description = "Training-step throughput of the CPU reference EDM2 network.", .opts = options};
   const char *preset = "fmnist", *arg;
   int64_t batch = 32, iters = 10, warmup = 2, threads = ec_cpu_count();
-  int json = 0, eval = 0, blas_threads = 0;
+  int json = 0, eval = 0, blas_threads = 0, optimizer = 0;
   nn_blas_setup(argv); /* re-executes once on CPUs OpenBLAS does not recognise (nn/blas.h) */
   ec_status st = EC_OK;
   for (int id; (id = ec_cli_next(&cli, argc, argv, &arg)) != EC_CLI_END;) {
@@ -61,6 +65,7 @@ int main(int argc, char **argv) {
     case OPT_JSON: json = 1; break;
     case OPT_EVAL: eval = 1; break;
     case OPT_BLAS_THREADS: blas_threads = 1; break;
+    case OPT_OPTIMIZER: optimizer = 1; break;
     case OPT_HELP: ec_cli_help(&cli, stdout); return 0;
     default: return 2;
     }
@@ -107,13 +112,28 @@ int main(int argc, char **argv) {
     y[i] = 0.5f * (float)ec_rng_normal(3, i);
     x[i] = y[i] + sigma[i / M] * (float)ec_rng_normal(4, i);
   }
+  edm2_adam adam = {0};
+  edm2_ema ema = {0};
+  const double profiles[2] = {0.05, 0.10};
+  if (optimizer && ((st = edm2_adam_init(&adam, net.arch.params_size)) ||
+                    (st = edm2_ema_init(&ema, profiles, 2, net.arch.params_size)))) {
+    fprintf(stderr, "bench_unet: %s\n", ec_errmsg());
+    return 1;
+  }
   double t0 = 0;
   for (int64_t it = 0; it < warmup + iters; it++) {
     if (it == warmup) t0 = now();
     edm2_forward(&pass, n, x, sigma, labels, D, lv, (uint64_t)it);
     if (!eval) {
+      if (optimizer) memset(grads, 0, net.arch.params_size * sizeof *grads);
       edm2_loss_ref(NULL, NULL, dD, du, D, y, lv, sigma, n, M, c->sigma_data, 1.0 / n);
       edm2_backward(&pass, dD, du, grads);
+    }
+    if (optimizer && !eval) {
+      const int64_t nimg = (it + 1) * n;
+      edm2_force_finite(grads, net.arch.params_size);
+      edm2_adam_step(&adam, net.params, grads, edm2_lr(&(edm2_lr_sched){p->lr_ref, p->decay, 1}, nimg, n));
+      edm2_ema_update(&ema, net.params, nimg, n);
     }
   }
   double dt = (now() - t0) / (double)iters, ips = (double)n / dt;
@@ -121,13 +141,15 @@ int main(int argc, char **argv) {
     printf("{\"impl\": \"edm2c\", \"preset\": \"%s\", \"mode\": \"%s\", \"batch\": %d, \"threads\": %d, "
            "\"iters\": %lld, \"seconds_per_iter\": %.6f, \"images_per_second\": %.3f, \"memory_bytes\": %zu, "
            "\"blas_core\": \"%s\", \"slices\": %d}\n",
-           p->name, eval ? "eval" : "train", n, (int)threads, (long long)iters, dt, ips,
+           p->name, eval ? "eval" : optimizer ? "step" : "train", n, (int)threads, (long long)iters, dt, ips,
            edm2_pass_bytes(&pass), nn_blas_corename(), pass.nshards);
   else
     printf("edm2c %s %s batch %d, %d threads, %d slices: %.4f s/iter, %.2f images/s (pass memory %.1f MiB, "
            "OpenBLAS %s)\n",
-           p->name, eval ? "eval forward" : "forward+backward", n, (int)threads, pass.nshards, dt, ips,
+           p->name, eval ? "eval forward" : optimizer ? "training step" : "forward+backward", n, (int)threads, pass.nshards, dt, ips,
            (double)edm2_pass_bytes(&pass) / (1 << 20), nn_blas_corename());
+  edm2_adam_free(&adam);
+  edm2_ema_free(&ema);
   edm2_pass_free(&pass);
   edm2_net_free(&net);
   free(y);
