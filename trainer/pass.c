@@ -4,6 +4,9 @@
 #include "trainer/pass.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -653,4 +656,88 @@ void edm2_backward(edm2_pass *p, const float *dD, const float *dlogvar, float *g
   if (p->active > 1)
     run_jobs(p, (int64_t)((p->net->arch.params_size + REDUCE_CHUNK - 1) / REDUCE_CHUNK), reduce_chunk, &ctx);
   run_jobs(p, p->net->arch.n_tensors, weightnorm_backward, &ctx);
+}
+
+/* ---- activation magnitudes -------------------------------------------------------------------- */
+
+/* "unet.enc.32x32_block0" → "enc32"; 0 for a name outside the encoder and decoder. */
+static int block_bucket(const char *name, char *out, size_t size) {
+  const char *side = !strncmp(name, "unet.enc.", 9) ? "enc" : !strncmp(name, "unet.dec.", 9) ? "dec" : NULL;
+  if (!side) return 0;
+  snprintf(out, size, "%s%d", side, atoi(name + 9));
+  return 1;
+}
+
+/* Adds, per feature c, the image-average of sqrt(mean_l h[i, c, l]²) over the shards' images
+ * to acc[c], for the activation found at byte offset `field` of each shard's block record. */
+static void feature_magnitudes(const edm2_pass *p, int bi, size_t field, int C, size_t L, double *acc) {
+  for (int t = 0; t < p->active; t++) {
+    const edm2_shard *s = &p->shards[t];
+    const float *h = *(float *const *)((const char *)&s->blocks[bi] + field);
+    for (int i = 0; i < s->n; i++)
+      for (int c = 0; c < C; c++) {
+        const float *v = h + ((size_t)i * C + c) * L;
+        double q = 0;
+        for (size_t l = 0; l < L; l++) q += (double)v[l] * v[l];
+        acc[c] += sqrt(q / (double)L) / p->n;
+      }
+  }
+}
+
+int edm2_pass_act_magnitudes(const edm2_pass *p, edm2_act_magnitude *out, int cap) {
+  EC_ASSERTF(p->have_forward, "edm2_pass_act_magnitudes needs a forward first");
+  const edm2_arch *a = &p->net->arch;
+  int nb = 0;
+  int64_t count[64] = {0};
+  double *acc = NULL;
+  size_t acc_cap = 0;
+  for (int bi = 0; bi < a->n_blocks; bi++) {
+    const edm2_block *k = &a->blocks[bi];
+    char b[16];
+    if (!block_bucket(k->name, b, sizeof b)) continue;
+    int j = 0;
+    while (j < nb && strcmp(out[j].bucket, b)) j++;
+    if (j == nb) {
+      if (nb == cap || nb == 64) continue;
+      snprintf(out[nb].bucket, sizeof out[nb].bucket, "%s", b);
+      out[nb].max = out[nb].mean = 0;
+      nb++;
+    }
+    /* The block's weight-using outputs: (field, features, pixels). */
+    const size_t L = (size_t)k->res * k->res;
+    struct {
+      size_t field;
+      int C;
+      size_t L;
+      int present;
+    } acts[] = {
+        {offsetof(edm2_block_acts, x_s), k->out_ch, L, k->enc && k->conv_skip >= 0},
+        {offsetof(edm2_block_acts, y0), k->out_ch, L, 1},
+        {offsetof(edm2_block_acts, s), k->out_ch, 1, 1},
+        {offsetof(edm2_block_acts, y2), k->out_ch, L, 1},
+        {offsetof(edm2_block_acts, x_k), k->out_ch, L, !k->enc && k->conv_skip >= 0},
+        {offsetof(edm2_block_acts, qkv), 3 * k->out_ch, L, k->heads > 0},
+        {offsetof(edm2_block_acts, y3), k->out_ch, L, k->heads > 0},
+    };
+    for (size_t q = 0; q < sizeof acts / sizeof *acts; q++) {
+      if (!acts[q].present) continue;
+      const size_t C = (size_t)acts[q].C;
+      if (C > acc_cap) {
+        double *nacc = realloc(acc, C * sizeof *acc);
+        EC_ASSERT(nacc != NULL);
+        acc = nacc;
+        acc_cap = C;
+      }
+      memset(acc, 0, C * sizeof *acc);
+      feature_magnitudes(p, bi, acts[q].field, acts[q].C, acts[q].L, acc);
+      for (size_t c = 0; c < C; c++) {
+        out[j].max = fmax(out[j].max, acc[c]);
+        out[j].mean += acc[c];
+        count[j]++;
+      }
+    }
+  }
+  for (int j = 0; j < nb; j++) out[j].mean /= count[j] ? (double)count[j] : 1;
+  free(acc);
+  return nb;
 }

@@ -66,4 +66,17 @@ void edm2_forward(edm2_pass *p, int n, const float *x, const float *sigma, const
  * grads (parameter slab layout), as PyTorch accumulates .grad. */
 void edm2_backward(edm2_pass *p, const float *dD, const float *dlogvar, float *grads);
 
+/* Activation magnitudes of the last forward (paper Appendix A.6), per resolution bucket of the
+ * U-Net's blocks ("enc32", "dec8", … in network order): the outputs of the operations that use
+ * the bucket's weights (both 3×3 convolutions, the skip convolution, the embedding's linear
+ * layer as N×1 features, the attention's qkv and projection), before any nonlinearity and after
+ * the gains. Each feature's magnitude is sqrt(mean over pixels of h²), averaged over the images
+ * of the forward; max and mean are over all features of the bucket. Returns the number of
+ * buckets written (at most cap). */
+typedef struct {
+  char bucket[16];
+  double max, mean;
+} edm2_act_magnitude;
+int edm2_pass_act_magnitudes(const edm2_pass *p, edm2_act_magnitude *out, int cap);
+
 #endif

@@ -331,5 +331,44 @@ TEST(threads_do_not_change_results) {
   ASSERT_TRUE(ok);
 }
 
-TEST_MAIN(threads_do_not_change_results, forced_normalisation_in_place_before_use, gradients_accumulate, dropout_masks_are_reproducible,
+/* Activation magnitudes (paper A.6): one entry per resolution bucket in network order, near 1
+ * for the magnitude-preserving network at initialisation, independent of the thread count, and
+ * averaged over images: the batch's bucket mean is the mean of the single images' means. */
+TEST(activation_magnitudes) {
+  fixture f;
+  ASSERT_TRUE(setup(&f, 0) == 0);
+  edm2_act_magnitude m3[8], m1[8], mt[8];
+  edm2_pass p = {0};
+  ASSERT_OK(edm2_pass_init(&p, &f.net, f.n, 0, 1));
+  edm2_forward(&p, f.n, f.x, f.sigma, f.labels, f.D, f.lv, 0);
+  int nb = edm2_pass_act_magnitudes(&p, m3, 8);
+  ASSERT_EQ_INT(nb, 4);
+  ASSERT_STR_EQ(m3[0].bucket, "enc8");
+  ASSERT_STR_EQ(m3[1].bucket, "enc4");
+  ASSERT_STR_EQ(m3[2].bucket, "dec4");
+  ASSERT_STR_EQ(m3[3].bucket, "dec8");
+  for (int j = 0; j < nb; j++) {
+    printf("# %s: max %.3f mean %.3f\n", m3[j].bucket, m3[j].max, m3[j].mean);
+    ASSERT_TRUE(m3[j].mean > 0.2 && m3[j].mean < 5 && m3[j].max >= m3[j].mean);
+  }
+  double mean_of_singles[8] = {0};
+  for (int i = 0; i < f.n; i++) {
+    edm2_forward(&p, 1, f.x + (size_t)i * f.M, f.sigma + i, f.labels + (size_t)i * 3, f.D, f.lv, 0);
+    ASSERT_EQ_INT(edm2_pass_act_magnitudes(&p, m1, 8), 4);
+    for (int j = 0; j < 4; j++) mean_of_singles[j] += m1[j].mean / f.n;
+  }
+  for (int j = 0; j < 4; j++) ASSERT_REL(m3[j].mean, mean_of_singles[j], 1e-5);
+  edm2_pass_free(&p);
+  ASSERT_OK(edm2_pass_init(&p, &f.net, f.n, 0, 3));
+  edm2_forward(&p, f.n, f.x, f.sigma, f.labels, f.D, f.lv, 0);
+  ASSERT_EQ_INT(edm2_pass_act_magnitudes(&p, mt, 8), 4);
+  for (int j = 0; j < 4; j++) {
+    ASSERT_REL(mt[j].mean, m3[j].mean, 1e-5);
+    ASSERT_REL(mt[j].max, m3[j].max, 1e-5);
+  }
+  edm2_pass_free(&p);
+  teardown(&f);
+}
+
+TEST_MAIN(threads_do_not_change_results, activation_magnitudes, forced_normalisation_in_place_before_use, gradients_accumulate, dropout_masks_are_reproducible,
           whole_network_gradient_by_finite_differences, randomize_follows_reference_distributions)
