@@ -24,7 +24,7 @@
 enum {
   OPT_PRESET, OPT_DESCRIBE, OPT_UNCOND, OPT_CONFIG, OPT_JSON, OPT_LIST_PRESETS, OPT_DATA, OPT_OUTDIR,
   OPT_COND, OPT_DURATION, OPT_BATCH, OPT_BATCH_GPU, OPT_CHANNELS, OPT_DROPOUT, OPT_P_MEAN, OPT_P_STD,
-  OPT_LR, OPT_DECAY, OPT_RAMPUP, OPT_STATUS, OPT_SNAPSHOT, OPT_CHECKPOINT, OPT_EMA, OPT_SEED,
+  OPT_LR, OPT_DECAY, OPT_RAMPUP, OPT_STATUS, OPT_SNAPSHOT, OPT_CHECKPOINT, OPT_MAGNITUDES, OPT_EMA, OPT_SEED,
   OPT_BACKEND, OPT_THREADS, OPT_DRY_RUN, OPT_QUIET, OPT_STOP_AFTER, OPT_HELP, OPT_VERSION
 };
 
@@ -54,10 +54,13 @@ static const ec_cli_opt options[] = {
     {"snapshot", 1, OPT_SNAPSHOT, "NIMG", "EMA snapshot interval, a multiple of 1024, 0 = off (default: preset)"},
     {"checkpoint", 1, OPT_CHECKPOINT, "NIMG",
      "checkpoint interval, a multiple of 1024, 0 = only at the end (default: preset)"},
+    {"magnitudes", 1, OPT_MAGNITUDES, "NIMG",
+     "also measure activation magnitudes per resolution bucket on a fixed probe batch of 64 images at "
+     "this interval (a multiple of --status; logged in log.jsonl; 0 = off, the default)"},
     {"ema", 1, OPT_EMA, "LIST", "tracked power-function EMA profiles sigma_rel (default 0.050,0.100)"},
     {"seed", 1, OPT_SEED, "N", "random seed: initial weights, data order, sigma, noise, dropout (default 0)"},
     {"backend", 1, OPT_BACKEND, "cpu|cuda", "compute backend (default cpu; cuda arrives with the CUDA issue)"},
-    {"threads", 1, OPT_THREADS, "N", "CPU threads (default: all online CPUs)"},
+    {"threads", 1, OPT_THREADS, "N", "CPU threads, per process under mpirun (default: all online CPUs)"},
     {"dry-run", 0, OPT_DRY_RUN, NULL, "print the resolved configuration and exit"},
     {"quiet", 0, OPT_QUIET, NULL, "no progress bar and no status lines"},
     {"stop-after", 1, OPT_STOP_AFTER, "NIMG", "stop (with a checkpoint) after this many images in this process"},
@@ -84,7 +87,9 @@ static ec_cli cli = {
     .description =
         "Trains the EDM2 network (Karras et al., CVPR 2024) as the reference implementation does, tracking "
         "power-function EMAs and writing them as snapshots for posthoc-ema. Resumes automatically from "
-        "the newest checkpoint in RUN. SIGINT/SIGTERM finish the current step and write a checkpoint.",
+        "the newest checkpoint in RUN. SIGINT/SIGTERM finish the current step and write a checkpoint. "
+        "Under mpirun -np K (a build with MPI) the K processes share every step's batch; rank 0 writes "
+        "the files (docs/training.md).",
     .opts = options,
 };
 
@@ -203,7 +208,7 @@ typedef struct {
   double f[OPT_VERSION + 1];
 } args;
 
-static ec_status train(const args *a) {
+static ec_status train(const args *a, const edm2_dist *d) {
   const edm2_preset *p;
   ec_status st = edm2_preset_get(a->preset, &p);
   if (st) return st;
@@ -226,6 +231,7 @@ static ec_status train(const args *a) {
   SET(OPT_STATUS, status, i);
   SET(OPT_SNAPSHOT, snapshot, i);
   SET(OPT_CHECKPOINT, checkpoint, i);
+  SET(OPT_MAGNITUDES, magnitudes, i);
   SET(OPT_SEED, seed, i);
   SET(OPT_THREADS, threads, i);
 #undef SET
@@ -238,16 +244,19 @@ static ec_status train(const args *a) {
     if ((st = edm2_traincfg_check(&c))) return st;
     char *js = edm2_traincfg_to_json(&c);
     if (!js) return ec_err(EC_ENOMEM, "out of memory");
-    printf("%s\n", js);
+    if (d->rank == 0) printf("%s\n", js);
     free(js);
     return EC_OK;
   }
   edm2_trainer t;
-  edm2_train_opts o = {.quiet = a->quiet, .stop_after = a->have[OPT_STOP_AFTER] ? a->i[OPT_STOP_AFTER] : 0};
+  edm2_train_opts o = {
+      .quiet = a->quiet, .stop_after = a->have[OPT_STOP_AFTER] ? a->i[OPT_STOP_AFTER] : 0, .dist = d};
   if ((st = edm2_trainer_init(&t, &c, a->outdir, &o))) return st;
-  if (!a->quiet) {
-    printf("# edm2-train %s: %s, %lld parameters, %d threads; %s from %lld images\n# config %s\n", EDM2C_VERSION,
-           a->outdir, (long long)t.net.arch.n_params, t.cfg.threads, t.nimg ? "resuming" : "starting",
+  if (!a->quiet && d->rank == 0) {
+    char procs[64] = "";
+    if (d->world > 1) snprintf(procs, sizeof procs, "%d processes of %lld images x ", d->world, (long long)t.local);
+    printf("# edm2-train %s: %s, %lld parameters, %s%d threads; %s from %lld images\n# config %s\n", EDM2C_VERSION,
+           a->outdir, (long long)t.net.arch.n_params, procs, t.cfg.threads, t.nimg ? "resuming" : "starting",
            (long long)t.nimg, t.cfg_json);
     fflush(stdout);
   }
@@ -261,6 +270,7 @@ int main(int argc, char **argv) {
   memset(&a, 0, sizeof a);
   const char *arg;
   ec_status st = EC_OK;
+  int rank = 0;
   ec_atomic_install_signal_cleanup();
   nn_blas_setup(argv); /* re-executes once on CPUs OpenBLAS does not recognise (nn/blas.h) */
   for (int id; (id = ec_cli_next(&cli, argc, argv, &arg)) != EC_CLI_END;) {
@@ -291,6 +301,7 @@ int main(int argc, char **argv) {
     case OPT_STATUS: st = ec_parse_nimg("--status", arg, &a.i[id]); break;
     case OPT_SNAPSHOT: st = ec_parse_nimg("--snapshot", arg, &a.i[id]); break;
     case OPT_CHECKPOINT: st = ec_parse_nimg("--checkpoint", arg, &a.i[id]); break;
+    case OPT_MAGNITUDES: st = ec_parse_nimg("--magnitudes", arg, &a.i[id]); break;
     case OPT_STOP_AFTER: st = ec_parse_nimg("--stop-after", arg, &a.i[id]); break;
     case OPT_CHANNELS: st = ec_parse_int_range("--channels", arg, 1, 4096, &a.i[id]); break;
     case OPT_DECAY: st = ec_parse_int_range("--decay", arg, 0, INT64_MAX / 4, &a.i[id]); break;
@@ -327,9 +338,15 @@ int main(int argc, char **argv) {
     if (!a.preset) return ec_exit_code(ec_cli_usage(&cli, "--preset NAME is required"));
     if (!a.outdir && !a.dry_run)
       return ec_exit_code(ec_cli_usage(&cli, "--outdir RUN is required (or --describe, --list-presets, --dry-run)"));
-    st = train(&a);
+    /* Under mpirun every process trains its share of each step (trainer/dist.h); after the
+     * re-execution of nn_blas_setup, which must come before MPI starts. */
+    edm2_dist dist;
+    st = edm2_dist_init(&dist, &argc, &argv);
+    if (!st) st = train(&a, &dist);
+    rank = dist.rank; /* every process has the same status and message; rank 0 prints it */
+    edm2_dist_finalize(&dist);
   }
-  if (st) fprintf(stderr, "edm2-train: %s\n", ec_errmsg());
+  if (st && rank == 0) fprintf(stderr, "edm2-train: %s\n", ec_errmsg());
   if (st == EC_EINTR && edm2_trainer_stop_signal()) return 128 + edm2_trainer_stop_signal();
   return ec_exit_code(st);
 }

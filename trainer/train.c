@@ -18,6 +18,7 @@
 #include "nn/norm.h"
 #include "posthoc/snapshot.h"
 #include "trainer/ckpt.h"
+#include "trainer/encode.h"
 #include "trainer/precond.h"
 #include "trainer/trainlog.h"
 
@@ -31,7 +32,7 @@ static uint64_t mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-enum { STREAM_SIGMA = 1, STREAM_NOISE = 2, STREAM_DROPOUT = 3 };
+enum { STREAM_SIGMA = 1, STREAM_NOISE = 2, STREAM_DROPOUT = 3, STREAM_LATENT = 4, STREAM_PROBE = 5 };
 
 static uint64_t stream_key(int64_t seed, int stream) { return mix64(mix64((uint64_t)seed) + (uint64_t)stream); }
 
@@ -43,19 +44,23 @@ static uint64_t dropout_key(int64_t seed, int64_t nimg) {
 /* ---- signals ---------------------------------------------------------------------------------- */
 
 static volatile sig_atomic_t stop_signal;
+static int stopped_by; /* the signal the last run stopped on, agreed by all processes */
 
 static void on_signal(int sig) { stop_signal = sig; }
 
-int edm2_trainer_stop_signal(void) { return (int)stop_signal; }
+int edm2_trainer_stop_signal(void) { return stopped_by ? stopped_by : (int)stop_signal; }
 
-/* SIGINT and SIGTERM finish the current step, write a checkpoint and exit. */
-static void install_stop_handlers(void) {
+/* SIGINT and SIGTERM finish the current step, write a checkpoint and exit. With several
+ * processes SIGUSR1 does too: Open MPI's mpirun forwards it to every process, while it answers
+ * SIGINT and SIGTERM itself by killing them a second later. */
+static void install_stop_handlers(int parallel) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  if (parallel) sigaction(SIGUSR1, &sa, NULL);
 }
 
 /* ---- set-up ---------------------------------------------------------------------------------- */
@@ -117,7 +122,7 @@ static ec_status read_text(const char *path, char **out) {
 
 static ec_status alloc_buffers(edm2_trainer *t) {
   const edm2_traincfg *c = &t->cfg;
-  size_t B = (size_t)c->batch, R = (size_t)t->per_round, M = t->M;
+  size_t B = (size_t)t->local, R = (size_t)t->per_round, M = t->M;
   size_t L = (size_t)(c->net.label_dim ? c->net.label_dim : 1);
   t->y = ec_mallocarray(B * M, sizeof(float));
   t->noise = ec_mallocarray(B * M, sizeof(float));
@@ -144,37 +149,94 @@ static ec_status open_data(edm2_trainer *t) {
   ec_status st = edm2_dataset_open(&t->data, c->data, &(edm2_dataset_opts){.use_labels = c->cond});
   if (st) return st;
   const edm2_dataset_info *in = edm2_dataset_get_info(t->data);
-  if (in->type != EDM2_ITEM_U8)
-    return ec_err(EC_EINVAL, "%s: latent datasets (float32 items) are not supported by this trainer yet", in->path);
+  if (in->type == EDM2_ITEM_F32 && in->channels != 2 * EDM2_LATENT_CHANNELS)
+    return ec_err(EC_EINVAL, "%s: float32 items must be VAE latents of %d channels (mean and std), not %d", in->path,
+                  2 * EDM2_LATENT_CHANNELS, in->channels);
   if (in->height != in->width)
     return ec_err(EC_EINVAL, "%s: images are %dx%d; the network needs square images", in->path, in->height, in->width);
   c->net.img_resolution = in->width;
-  c->net.img_channels = in->channels;
+  c->net.img_channels = in->type == EDM2_ITEM_F32 ? EDM2_LATENT_CHANNELS : in->channels;
   c->net.label_dim = in->label_dim;
   return EC_OK;
+}
+
+/* Each process's share of the batch: whole images, whole accumulation rounds. */
+static ec_status check_split(const edm2_traincfg *c, int world) {
+  if (world <= 1) return EC_OK;
+  if (c->batch % world)
+    return ec_err(EC_EINVAL, "--batch %lld cannot be split across %d processes: it is not a multiple of %d",
+                  (long long)c->batch, world, world);
+  if (c->batch_gpu > 0 && (c->batch / world) % c->batch_gpu)
+    return ec_err(EC_EINVAL,
+                  "--batch %lld across %d processes gives %lld images each, not a multiple of --batch-gpu %lld",
+                  (long long)c->batch, world, (long long)(c->batch / world), (long long)c->batch_gpu);
+  return EC_OK;
+}
+
+/* Rank 0's part of the set-up: an existing RUN must hold this run; its folders; config.json. */
+static ec_status prepare_outdir(edm2_trainer *t, const char *ckdir, const char *snapdir, const char *cfgpath) {
+  char *stored = NULL;
+  ec_status st = EC_OK;
+  if (ec_is_dir(t->outdir)) {
+    st = read_text(cfgpath, &stored);
+    if (st == EC_ENOENT) {
+      st = EC_OK;
+    } else if (!st) {
+      edm2_traincfg old;
+      if (!(st = edm2_traincfg_from_json(&old, stored, cfgpath)))
+        st = edm2_traincfg_same_run(&old, &t->cfg, t->outdir);
+    }
+  }
+  if (!st && !(st = ec_mkdirs(ckdir)) && !(st = ec_mkdirs(snapdir)) && !stored)
+    st = write_config_json(t->outdir, t->cfg_json);
+  free(stored);
+  return st;
+}
+
+/* Every process: the newest checkpoint in ckdir, when there is one, must be of this run; load it. */
+static ec_status resume(edm2_trainer *t, const char *ckdir) {
+  char *ckpath = NULL, *ck_cfg = NULL;
+  int64_t ck_nimg;
+  ec_status st = edm2_ckpt_latest(ckdir, &ckpath, &ck_nimg);
+  if (!st && ckpath) {
+    int64_t nimg, step;
+    edm2_traincfg old;
+    if (!(st = edm2_ckpt_read_meta(ckpath, &ck_cfg, &nimg, &step, &t->elapsed)) &&
+        !(st = edm2_traincfg_from_json(&old, ck_cfg, ckpath)) &&
+        !(st = edm2_traincfg_same_run(&old, &t->cfg, ckpath)) &&
+        !(st = edm2_ckpt_load(ckpath, &t->net, &t->adam, &t->ema)))
+      t->nimg = nimg;
+  }
+  free(ck_cfg);
+  free(ckpath);
+  return st;
 }
 
 ec_status edm2_trainer_init(edm2_trainer *t, const edm2_traincfg *cfg, const char *outdir, const edm2_train_opts *opts) {
   memset(t, 0, sizeof *t);
   t->cfg = *cfg;
   if (opts) t->opts = *opts;
+  t->dist = t->opts.dist ? *t->opts.dist : EDM2_DIST_SINGLE;
   ec_status st = EC_OK;
-  char *ckdir = NULL, *snapdir = NULL, *stored = NULL, *ckpath = NULL, *cfgpath = NULL;
+  char *ckdir = NULL, *snapdir = NULL, *cfgpath = NULL;
+  /* Every process builds the same network from the seed; a failure in any stops all (dist.h). */
   if (outdir) {
-    if (!(t->outdir = strdup(outdir))) return ec_err(EC_ENOMEM, "out of memory");
-    if ((st = open_data(t))) goto done;
+    if (!(t->outdir = strdup(outdir))) st = ec_err(EC_ENOMEM, "out of memory");
+    if (st || (st = open_data(t))) goto set_up;
   }
-  if ((st = edm2_traincfg_check(&t->cfg))) goto done;
+  if ((st = edm2_traincfg_check(&t->cfg)) || (st = check_split(&t->cfg, t->dist.world))) goto set_up;
   t->cfg_json = edm2_traincfg_to_json(&t->cfg);
   if (!t->cfg_json) {
     st = ec_err(EC_ENOMEM, "out of memory");
-    goto done;
+    goto set_up;
   }
   const edm2_traincfg *c = &t->cfg;
-  t->per_round = (int)(c->batch_gpu ? c->batch_gpu : c->batch);
-  t->rounds = (int)(c->batch / t->per_round);
+  t->local = c->batch / t->dist.world;
+  t->img0 = t->local * t->dist.rank;
+  t->per_round = (int)(c->batch_gpu ? c->batch_gpu : t->local);
+  t->rounds = (int)(t->local / t->per_round);
   t->M = (size_t)c->net.img_channels * c->net.img_resolution * c->net.img_resolution;
-  if ((st = edm2_net_init(&t->net, &c->net))) goto done;
+  if ((st = edm2_net_init(&t->net, &c->net))) goto set_up;
   edm2_net_randomize(&t->net, (uint64_t)c->seed);
   /* The reference's first forward (its module summary, before the EMA copies are taken) already
    * normalises the fresh weights in place; do the same, so that the snapshot at 0 holds them. */
@@ -186,60 +248,38 @@ ec_status edm2_trainer_init(edm2_trainer *t, const edm2_traincfg *cfg, const cha
   if ((st = edm2_pass_init(&t->pass, &t->net, t->per_round, 1, c->threads)) ||
       (st = edm2_adam_init(&t->adam, t->net.arch.params_size)) ||
       (st = edm2_ema_init(&t->ema, c->ema, c->n_ema, t->net.arch.params_size)) || (st = alloc_buffers(t)))
-    goto done;
+    goto set_up;
+set_up:
+  if ((st = edm2_dist_agree(&t->dist, st))) goto done;
 
   if (t->outdir) {
     ckdir = join(t->outdir, "checkpoints");
     snapdir = join(t->outdir, "snapshots");
     cfgpath = join(t->outdir, "config.json");
-    if (!ckdir || !snapdir || !cfgpath) {
-      st = ec_err(EC_ENOMEM, "out of memory");
-      goto done;
-    }
-    /* An existing run directory must hold this run. */
-    if (ec_is_dir(t->outdir)) {
-      st = read_text(cfgpath, &stored);
-      if (st == EC_ENOENT) {
-        st = EC_OK;
-      } else if (!st) {
-        edm2_traincfg old;
-        if ((st = edm2_traincfg_from_json(&old, stored, cfgpath)) ||
-            (st = edm2_traincfg_same_run(&old, &t->cfg, t->outdir)))
-          goto done;
-      } else {
-        goto done;
-      }
-    }
-    if ((st = ec_mkdirs(ckdir)) || (st = ec_mkdirs(snapdir))) goto done;
-    if (!stored && (st = write_config_json(t->outdir, t->cfg_json))) goto done;
-    int64_t ck_nimg;
-    if ((st = edm2_ckpt_latest(ckdir, &ckpath, &ck_nimg))) goto done;
-    if (ckpath) {
-      char *ck_cfg = NULL;
-      int64_t nimg, step;
-      edm2_traincfg old;
-      if ((st = edm2_ckpt_read_meta(ckpath, &ck_cfg, &nimg, &step, &t->elapsed))) goto done;
-      st = edm2_traincfg_from_json(&old, ck_cfg, ckpath);
-      if (!st) st = edm2_traincfg_same_run(&old, &t->cfg, ckpath);
-      free(ck_cfg);
-      if (st || (st = edm2_ckpt_load(ckpath, &t->net, &t->adam, &t->ema))) goto done;
-      t->nimg = nimg;
-    }
-    st = edm2_sampler_init(&t->sampler, edm2_dataset_get_info(t->data)->n, c->seed, 0, 1, t->nimg);
-    if (st) goto done;
+    if (!ckdir || !snapdir || !cfgpath) st = ec_err(EC_ENOMEM, "out of memory");
+    /* Rank 0 checks and prepares RUN while the others wait for its verdict; then every process
+     * resumes from the same checkpoint. */
+    if (!st && t->dist.rank == 0) st = prepare_outdir(t, ckdir, snapdir, cfgpath);
+    if ((st = edm2_dist_agree(&t->dist, st))) goto done;
+    st = resume(t, ckdir);
+    if (!st) st = edm2_sampler_init(&t->sampler, edm2_dataset_get_info(t->data)->n, t->cfg.seed, 0, 1, t->nimg);
+    if ((st = edm2_dist_agree(&t->dist, st))) goto done;
   }
   t->start_nimg = t->nimg;
 done:
   free(ckdir);
   free(snapdir);
-  free(stored);
-  free(ckpath);
   free(cfgpath);
   if (st) edm2_trainer_free(t);
   return st;
 }
 
 void edm2_trainer_free(edm2_trainer *t) {
+  edm2_pass_free(&t->probe);
+  ec_freep(&t->probe_x);
+  ec_freep(&t->probe_sigma);
+  ec_freep(&t->probe_labels);
+  ec_freep(&t->probe_D);
   edm2_pass_free(&t->pass);
   edm2_net_free(&t->net);
   edm2_adam_free(&t->adam);
@@ -270,17 +310,71 @@ ec_status edm2_trainer_draw(edm2_trainer *t, float *y, float *labels, float *sig
   const size_t M = t->M, L = (size_t)c->net.label_dim;
   if (!t->raw && !(t->raw = malloc(in->item_bytes))) return ec_err(EC_ENOMEM, "out of memory");
   const uint64_t ks = stream_key(c->seed, STREAM_SIGMA), kn = stream_key(c->seed, STREAM_NOISE);
-  for (int64_t j = 0; j < c->batch; j++) {
+  const uint64_t kl = stream_key(c->seed, STREAM_LATENT);
+  /* This process's images of the step: sampler positions nimg + img0 … (O(1) to seek; the
+   * epoch's permutation is kept and redrawn only when the epoch changes). */
+  t->sampler.idx = t->nimg + t->img0;
+  for (int64_t j = 0; j < t->local; j++) {
     const int64_t item = edm2_sampler_next(&t->sampler);
     ec_status st = edm2_dataset_read(t->data, item, t->raw, L ? labels + (size_t)j * L : NULL);
     if (st) return st;
-    const uint8_t *px = t->raw;
-    for (size_t e = 0; e < M; e++) y[(size_t)j * M + e] = (float)px[e] / 127.5f - 1.0f;
-    const uint64_t k = (uint64_t)(t->nimg + j);
+    const uint64_t k = (uint64_t)(t->nimg + t->img0 + j);
+    if (in->type == EDM2_ITEM_U8) edm2_encode_pixels(y + (size_t)j * M, t->raw, M);
+    else edm2_encode_latents(y + (size_t)j * M, t->raw, M / EDM2_LATENT_CHANNELS, kl, k * M);
     sigma[j] = (float)exp(ec_rng_normal(ks, k) * c->P_std + c->P_mean);
     ec_rng_normal_fill(noise + (size_t)j * M, M, kn, k * M);
   }
   return EC_OK;
+}
+
+/* Images in the probe batch of --magnitudes. */
+#define PROBE_IMAGES 64
+
+/* The probe batch: dataset items 0 … n−1, encoded, with σ and noise from the probe stream
+ * (fixed for the whole run, so successive measurements see the same inputs). */
+static ec_status probe_init(edm2_trainer *t) {
+  const edm2_traincfg *c = &t->cfg;
+  const edm2_dataset_info *in = edm2_dataset_get_info(t->data);
+  const size_t M = t->M, L = (size_t)(c->net.label_dim ? c->net.label_dim : 1);
+  t->probe_n = (int)(in->n < PROBE_IMAGES ? in->n : PROBE_IMAGES);
+  const size_t n = (size_t)t->probe_n;
+  t->probe_x = ec_mallocarray(n * M, sizeof(float));
+  t->probe_D = ec_mallocarray(n * M, sizeof(float));
+  t->probe_sigma = ec_mallocarray(n, sizeof(float));
+  t->probe_labels = ec_calloc(n * L, sizeof(float));
+  float *noise = ec_mallocarray(M, sizeof(float));
+  if (!t->probe_x || !t->probe_D || !t->probe_sigma || !t->probe_labels || !noise ||
+      (!t->raw && !(t->raw = malloc(in->item_bytes)))) {
+    free(noise);
+    return ec_err(EC_ENOMEM, "out of memory for the probe batch");
+  }
+  const uint64_t kp = stream_key(c->seed, STREAM_PROBE);
+  ec_status st = EC_OK;
+  for (size_t i = 0; i < n && !st; i++) {
+    float *x = t->probe_x + i * M;
+    st = edm2_dataset_read(t->data, (int64_t)i, t->raw, c->net.label_dim ? t->probe_labels + i * L : NULL);
+    if (st) break;
+    if (in->type == EDM2_ITEM_U8) edm2_encode_pixels(x, t->raw, M);
+    else edm2_encode_latents(x, t->raw, M / EDM2_LATENT_CHANNELS, kp, (uint64_t)(2 * i + 1) * M);
+    t->probe_sigma[i] = (float)exp(ec_rng_normal(kp, i) * c->P_std + c->P_mean);
+    ec_rng_normal_fill(noise, M, kp, (uint64_t)(2 * i + 2) * M);
+    for (size_t e = 0; e < M; e++) x[e] += t->probe_sigma[i] * noise[e];
+  }
+  free(noise);
+  if (!st) st = edm2_pass_init(&t->probe, &t->net, t->probe_n, 0, c->threads);
+  return st;
+}
+
+int edm2_trainer_probe_magnitudes(edm2_trainer *t, edm2_act_magnitude *out, int cap) {
+  if (!t->probe_n) {
+    ec_status st = probe_init(t);
+    if (st) return st;
+  }
+  /* Eval mode: the stored weights are normalised per use but not rewritten, so measuring does not
+   * change the run's bits. */
+  edm2_forward(&t->probe, t->probe_n, t->probe_x, t->probe_sigma, t->cfg.net.label_dim ? t->probe_labels : NULL,
+               t->probe_D, NULL, 0);
+  return edm2_pass_act_magnitudes(&t->probe, out, cap);
 }
 
 ec_status edm2_trainer_step(edm2_trainer *t, const float *y, const float *labels, const float *sigma,
@@ -296,12 +390,18 @@ ec_status edm2_trainer_step(edm2_trainer *t, const float *y, const float *labels
     const float *yr = y + i0 * M, *sr = sigma + i0, *nr = noise + i0 * M;
     for (int i = 0; i < R; i++)
       for (size_t e = 0; e < M; e++) t->x[(size_t)i * M + e] = yr[(size_t)i * M + e] + sr[i] * nr[(size_t)i * M + e];
-    t->pass.image_base = (int64_t)i0;
+    t->pass.image_base = t->img0 + (int64_t)i0;
     edm2_forward(&t->pass, R, t->x, sr, L && labels ? labels + i0 * L : NULL, t->D, t->logvar, kd);
     edm2_loss_ref(NULL, t->loss, t->dD, t->du, t->D, yr, t->logvar, sr, R, M, c->net.sigma_data,
                   1.0 / (double)c->batch);
     for (int i = 0; i < R; i++) loss += t->loss[i];
     edm2_backward(&t->pass, t->dD, t->du, t->grads);
+  }
+  if (t->dist.world > 1) {
+    /* Every process's share is already scaled by 1/batch: the sum is the batch's gradient. */
+    ec_status st = edm2_dist_allreduce_sum_f32(&t->dist, t->grads, P);
+    if (!st) st = edm2_dist_allreduce_sum_f64(&t->dist, &loss, 1);
+    if (st) return st;
   }
   const edm2_lr_sched sched = {c->lr_ref, c->decay, c->rampup};
   const double lr = edm2_lr(&sched, t->nimg, c->batch);
@@ -376,12 +476,42 @@ static double now(void) {
 
 static int due(int64_t nimg, int64_t every) { return every > 0 && nimg % every == 0; }
 
+/* Every process must hold the same weights: each applies the same update to the summed
+ * gradient, which takes an all-reduce that gives every process the same bits (MPI advises it;
+ * Open MPI's algorithms do). Checked with a fingerprint at every status line and checkpoint. */
+static ec_status check_same_weights(edm2_trainer *t) {
+  const size_t n = t->net.arch.params_size;
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t w;
+    memcpy(&w, t->net.params + i, sizeof w);
+    h = (h ^ w) * 0x100000001b3ull;
+  }
+  const int a = (int)(h & 0x7fffffff), b = (int)((h >> 32) & 0x7fffffff);
+  int v[4] = {a, -a, b, -b}; /* max of x and of −x: equal magnitudes iff all processes agree */
+  ec_status st = edm2_dist_allreduce_max_int(&t->dist, v, 4);
+  if (!st && (v[0] != -v[1] || v[2] != -v[3]))
+    st = ec_err(EC_EIO, "the processes hold different weights at %lld images: the MPI all-reduce did not give "
+                        "every process the same sum",
+                (long long)t->nimg);
+  return st;
+}
+
 ec_status edm2_trainer_run(edm2_trainer *t) {
   const edm2_traincfg *c = &t->cfg;
+  const edm2_dist *d = &t->dist;
+  /* Rank 0 alone writes files and prints; whatever it meets is broadcast, so that every
+   * process stops with its status. */
+  const int root = d->rank == 0, quiet = t->opts.quiet || !root;
   ec_status st = EC_OK;
   edm2_trainlog log;
-  if ((st = edm2_trainlog_open(&log, t->outdir, t->opts.quiet))) return st;
-  install_stop_handlers();
+  st = edm2_trainlog_open(&log, root ? t->outdir : NULL, quiet);
+  if ((st = edm2_dist_bcast_status(d, &st, 0))) {
+    edm2_trainlog_close(&log);
+    return st;
+  }
+  stopped_by = 0;
+  install_stop_handlers(d->world > 1);
   const int64_t start = t->nimg;
   int64_t stop = c->duration;
   if (t->opts.stop_after > 0 && start + t->opts.stop_after < stop) stop = start + t->opts.stop_after;
@@ -391,13 +521,20 @@ ec_status edm2_trainer_run(edm2_trainer *t) {
                   t->outdir, (long long)start, (long long)c->duration);
   }
   ec_progress bar;
-  ec_progress_begin(&bar, "training", stop - start, 0, t->opts.quiet);
+  ec_progress_begin(&bar, "training", stop - start, 0, quiet);
   double t0 = now(), tick = t0;
   int64_t tick_nimg = start;
   for (;;) {
+    /* A signal seen by any process stops all of them after the same step. */
+    int sig = (int)stop_signal;
+    if ((st = edm2_dist_allreduce_max_int(d, &sig, 1))) break;
     const int done = t->nimg >= stop;
     const int fresh = t->nimg != start || start == 0;
-    if ((due(t->nimg, c->status) || done) && fresh) {
+    const int log_due = (due(t->nimg, c->status) || done) && fresh;
+    const int snap_due = due(t->nimg, c->snapshot) && fresh;
+    const int ck_due = (done || due(t->nimg, c->checkpoint) || sig) && t->nimg != start;
+    if (d->world > 1 && (log_due || ck_due) && (st = check_same_weights(t))) break;
+    if (log_due) {
       double tn = now();
       edm2_trainlog_status st_line = {
           .nimg = t->nimg,
@@ -407,29 +544,38 @@ ec_status edm2_trainer_run(edm2_trainer *t) {
           .elapsed = t->elapsed + (tn - t0),
           .nonfinite = t->nonfinite,
       };
-      if ((st = edm2_trainlog_status_line(&log, &st_line, &t->net))) break;
+      edm2_act_magnitude act[32];
+      if (root && due(t->nimg, c->magnitudes)) {
+        int na = edm2_trainer_probe_magnitudes(t, act, 32);
+        if (na < 0) st = na;
+        st_line.activations = act;
+        st_line.n_activations = na;
+      }
+      if (root && !st) st = edm2_trainlog_status_line(&log, &st_line, &t->net);
       t->loss_sum = 0;
       t->loss_count = 0;
       t->nonfinite = 0;
       tick = tn;
       tick_nimg = t->nimg;
     }
-    if (due(t->nimg, c->snapshot) && fresh && (st = edm2_trainer_snapshot(t))) break;
-    if ((done || due(t->nimg, c->checkpoint) || stop_signal) && t->nimg != start) {
+    if (!st && snap_due && root) st = edm2_trainer_snapshot(t);
+    if (!st && ck_due && root) {
       double e0 = t->elapsed;
       t->elapsed = e0 + (now() - t0);
       st = edm2_trainer_checkpoint(t);
       t->elapsed = e0;
-      if (st) break;
     }
+    if ((log_due || snap_due || ck_due) && (st = edm2_dist_bcast_status(d, &st, 0))) break;
     if (done) break;
-    if (stop_signal) {
-      st = ec_err(EC_EINTR, "stopped by signal %d at %lld images; the checkpoint holds the state", (int)stop_signal,
+    if (sig) {
+      stopped_by = sig;
+      st = ec_err(EC_EINTR, "stopped by signal %d at %lld images; the checkpoint holds the state", sig,
                   (long long)t->nimg);
       break;
     }
     double loss;
-    if ((st = edm2_trainer_draw(t, t->y, t->labels, t->sigma, t->noise)) ||
+    st = edm2_trainer_draw(t, t->y, t->labels, t->sigma, t->noise);
+    if ((st = edm2_dist_agree(d, st)) ||
         (st = edm2_trainer_step(t, t->y, c->net.label_dim ? t->labels : NULL, t->sigma, t->noise, &loss)))
       break;
     ec_progress_update(&bar, t->nimg - start);

@@ -13,7 +13,13 @@
  * functions of (seed, image number): σ of image k of the run from stream "sigma" at index k, its
  * noise from stream "noise" at k·M …, dropout from a per-step stream indexed by image position
  * in the step, so neither the accumulation rounds nor the thread count change which numbers an
- * image gets. Files: RUN/config.json, RUN/log.jsonl, RUN/snapshots/, RUN/checkpoints/. */
+ * image gets. Files: RUN/config.json, RUN/log.jsonl, RUN/snapshots/, RUN/checkpoints/.
+ *
+ * Data parallel (trainer/dist.h, opts.dist with world K > 1): process r takes images
+ * [r·batch/K, (r+1)·batch/K) of every step, with the same items, σ, noise and dropout masks a
+ * single process gives them; gradients (scaled by 1/batch) and the loss are summed over the
+ * processes before the identical optimizer and EMA updates everywhere. Rank 0 alone writes files
+ * and prints; every status is agreed, so all processes stop together with the same message. */
 #ifndef EDM2C_TRAINER_TRAIN_H
 #define EDM2C_TRAINER_TRAIN_H
 
@@ -21,6 +27,7 @@
 
 #include "core/status.h"
 #include "trainer/dataset.h"
+#include "trainer/dist.h"
 #include "trainer/ema.h"
 #include "trainer/net.h"
 #include "trainer/optim.h"
@@ -31,6 +38,7 @@
 typedef struct {
   int quiet;             /* no progress bar, no status lines on stdout */
   int64_t stop_after;    /* > 0: stop (with a checkpoint) after this many images in this process */
+  const edm2_dist *dist; /* the processes sharing each step; NULL: this one alone */
 } edm2_train_opts;
 
 typedef struct {
@@ -45,6 +53,8 @@ typedef struct {
   int64_t nimg, start_nimg;
   double elapsed;        /* training seconds before this process (from the checkpoint) */
   int rounds, per_round; /* accumulation rounds per step, images per round */
+  edm2_dist dist;        /* rank and world (EDM2_DIST_SINGLE without opts.dist) */
+  int64_t local, img0;   /* this process's images per step (batch / world) and its first one */
   size_t M;              /* elements per image */
   /* One round's buffers. */
   float *y, *x, *sigma, *noise, *labels, *D, *logvar, *dD, *du;
@@ -52,6 +62,11 @@ typedef struct {
   void *raw;
   edm2_dataset *data;    /* NULL when steps are fed by the caller (tests) */
   edm2_sampler sampler;
+  /* The fixed probe batch of --magnitudes (the first images of the dataset, fixed σ and noise),
+   * evaluated in eval mode with its own pass; allocated on first use. */
+  edm2_pass probe;
+  int probe_n;
+  float *probe_x, *probe_sigma, *probe_labels, *probe_D;
   /* Statistics since the last status line. */
   double loss_sum;
   int64_t loss_count, nonfinite;
@@ -64,21 +79,30 @@ ec_status edm2_trainer_init(edm2_trainer *t, const edm2_traincfg *cfg, const cha
                             const edm2_train_opts *opts);
 void edm2_trainer_free(edm2_trainer *t);
 
-/* One optimizer step on images supplied by the caller: y (batch, C, H, W) encoded images,
- * labels (batch, label_dim) or NULL, sigma (batch), noise (batch, C, H, W) unit normal (the
- * network sees y + σ·noise). Returns the mean per-element loss through *loss. */
+/* One optimizer step on images supplied by the caller: y (local, C, H, W) encoded images,
+ * labels (local, label_dim) or NULL, sigma (local), noise (local, C, H, W) unit normal (the
+ * network sees y + σ·noise); local = batch in a single process. Returns the mean per-element
+ * loss of the whole batch through *loss. */
 ec_status edm2_trainer_step(edm2_trainer *t, const float *y, const float *labels, const float *sigma,
                             const float *noise, double *loss);
 
-/* The step's inputs as the loop draws them: images nimg … nimg + batch − 1 of the run. */
+/* The step's inputs as the loop draws them: images nimg + img0 … nimg + img0 + local − 1 of the
+ * run (nimg … nimg + batch − 1 in a single process). */
 ec_status edm2_trainer_draw(edm2_trainer *t, float *y, float *labels, float *sigma, float *noise);
 
 /* Trains until cfg.duration (or opts.stop_after, or SIGINT/SIGTERM after the current step),
  * writing status lines, snapshots and checkpoints on their schedules and a checkpoint at the
- * end. EC_EINTR when stopped by a signal (after the checkpoint). */
+ * end. EC_EINTR when stopped by a signal (after the checkpoint). With several processes a
+ * signal seen by any of them stops all after the same step, and SIGUSR1 (which Open MPI's mpirun
+ * forwards to every process) stops them too. */
 ec_status edm2_trainer_run(edm2_trainer *t);
 
-/* The signal that stopped the last run (0: none); programs exit with 128 + it. */
+/* Activation magnitudes of the current weights on the probe batch (pass.h); returns the
+ * number of buckets, or a negative status. */
+int edm2_trainer_probe_magnitudes(edm2_trainer *t, edm2_act_magnitude *out, int cap);
+
+/* The signal that stopped the last run (0: none), the same in every process; programs exit with
+ * 128 + it. */
 int edm2_trainer_stop_signal(void);
 
 /* Writes the snapshot of the current state (all EMA profiles, float16). */

@@ -57,6 +57,9 @@ ec_status edm2_traincfg_check(const edm2_traincfg *c) {
       (st = multiple("--checkpoint", c->checkpoint, 1024, "1024")) ||
       (st = multiple("--magnitudes", c->magnitudes, c->batch, "the batch")))
     return st;
+  if (c->magnitudes > 0 && (c->status <= 0 || c->magnitudes % c->status))
+    return ec_err(EC_EINVAL, "--magnitudes %lld is not a multiple of --status %lld (they are logged on status lines)",
+                  (long long)c->magnitudes, (long long)c->status);
   if (!(c->lr_ref > 0) || !isfinite(c->lr_ref)) return ec_err(EC_EINVAL, "--lr must be positive (got %g)", c->lr_ref);
   if (c->decay < 0) return ec_err(EC_EINVAL, "--decay must not be negative");
   if (c->rampup < 0) return ec_err(EC_EINVAL, "--rampup must not be negative");

@@ -111,6 +111,14 @@ ec_status edm2_trainlog_status_line(edm2_trainlog *l, const edm2_trainlog_status
     cJSON_AddNumberToObject(e, "max", mx);
     cJSON_AddNumberToObject(e, "mean", mean);
   }
+  if (s->activations && s->n_activations > 0) {
+    cJSON *act = cJSON_AddObjectToObject(o, "activations");
+    for (int i = 0; i < s->n_activations; i++) {
+      cJSON *e = cJSON_AddObjectToObject(act, s->activations[i].bucket);
+      cJSON_AddNumberToObject(e, "max", s->activations[i].max);
+      cJSON_AddNumberToObject(e, "mean", s->activations[i].mean);
+    }
+  }
   char *line = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   if (!line) return ec_err(EC_ENOMEM, "out of memory");

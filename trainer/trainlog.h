@@ -6,7 +6,9 @@
  * (gradient elements set to 0 since the last line), timestamp (Unix seconds), and weights:
  * {"enc32": {"max": …, "mean": …}, "dec8": …} — per resolution bucket, the max and mean over
  * every output feature of the dimension-weighted L2 norm sqrt(Σ w²/fan_in) of the trainable
- * weights of that bucket's blocks (paper Appendix A.6; gains excluded). */
+ * weights of that bucket's blocks (paper Appendix A.6; gains excluded). With --magnitudes, the
+ * lines at those intervals also hold "activations": {"enc32": {"max", "mean"}, …}, measured on a
+ * fixed probe batch (trainer/pass.h, edm2_pass_act_magnitudes). */
 #ifndef EDM2C_TRAINER_TRAINLOG_H
 #define EDM2C_TRAINER_TRAINLOG_H
 
@@ -15,6 +17,7 @@
 
 #include "core/status.h"
 #include "trainer/net.h"
+#include "trainer/pass.h"
 
 typedef struct {
   FILE *f; /* NULL without a run directory */
@@ -26,6 +29,8 @@ typedef struct {
   int64_t nimg;
   double loss, lr, images_per_second, elapsed;
   int64_t nonfinite;
+  const edm2_act_magnitude *activations; /* per bucket (--magnitudes), or NULL */
+  int n_activations;
 } edm2_trainlog_status;
 
 /* Opens RUN/log.jsonl for appending (outdir NULL: stdout lines only). */

@@ -30,6 +30,19 @@ def write(d, n, magic=0x803, nlabels=None):
     with gzip.open(d + "/train-images-idx3-ubyte.gz", "wb") as f: f.write(img)
     with gzip.open(d + "/train-labels-idx1-ubyte.gz", "wb") as f: f.write(lab)
 write(w + "/data", 64)
+# VAE-style latents: 8 channels (mean, std) of 8x8 as .npy files, labels in dataset.json.
+import json
+os.makedirs(w + "/latents", exist_ok=True)
+labels = []
+for i in range(24):
+    name = "img%03d.npy" % i
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (8, 8, 8), }"
+    header += " " * (118 - len(header)) + "\n"
+    vals = [math.sin(0.1 * i + 0.01 * k) * (4 if k < 256 else 0.5) + (0 if k < 256 else 0.6) for k in range(512)]
+    with open(w + "/latents/" + name, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + struct.pack("<512f", *vals))
+    labels.append([name, i % 3])
+json.dump({"labels": labels}, open(w + "/latents/dataset.json", "w"))
 write(w + "/badmagic", 64, magic=0x804)
 write(w + "/shortlabels", 64, nlabels=60)
 PYEOF
@@ -65,6 +78,34 @@ expect "posthoc-ema --list accepts the run's snapshots" 0 "" -- "$POSTHOC_EMA" -
 expect "posthoc-ema reconstructs 0.13 from 0.05 and 0.10" 0 "" -- "$POSTHOC_EMA" --snapshots "$run/snapshots" \
   --sigma-rel 0.13 --use-profiles 0.050,0.100 --out "$run/phema" --quiet
 expect "posthoc-ema wrote the 0.13 model" 0 "" -- test -f "$run/phema/phema-000000002048-0.130.h5"
+
+# Activation magnitudes on a probe batch: logged at their interval, without changing the run's bits.
+expect "train with --magnitudes 512" 0 "" -- "$EDM2_TRAIN" "${T[@]}" --duration 2Ki --outdir "$W/mag" --ema 0.05,0.1,0.13 --magnitudes 512
+if "$PY" - "$W/mag/log.jsonl" >"$ERR" 2>&1 <<'PYEOF'
+import json, sys
+for l in map(json.loads, open(sys.argv[1])):
+    assert ("activations" in l) == (l["nimg"] % 512 == 0), l["nimg"]
+    if "activations" in l:
+        assert set(l["activations"]) == {"enc8", "enc4", "dec4", "dec8"}, l["activations"]
+        assert all(0.05 < v["mean"] <= v["max"] < 100 for v in l["activations"].values())
+PYEOF
+then ok "log.jsonl: activation magnitudes every 512 images"; else not_ok "log.jsonl: activation magnitudes every 512 images" "$(cat "$ERR")"; fi
+# (The files differ in their config attribute, which records --magnitudes; the tensors must not.)
+if "$PY" - "$run/snapshots/snapshot-000000002048.h5" "$W/mag/snapshots/snapshot-000000002048.h5" >"$ERR" 2>&1 <<'PYEOF'
+import sys
+import h5py, numpy as np
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+names = []
+a.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+assert names and all(np.array_equal(a[n][()], b[n][()]) for n in names)
+PYEOF
+then ok "measuring magnitudes does not change the run"; else not_ok "measuring magnitudes does not change the run" "$(cat "$ERR")"; fi
+expect "--magnitudes must be a multiple of --status" 1 "--magnitudes 768 is not a multiple of --status 512" -- "$EDM2_TRAIN" "${T[@]}" --status 512 --magnitudes 768 --outdir "$W/x11"
+
+# Latent datasets: 8 stored channels (VAE mean and std) train a 4-channel network.
+expect "train on .npy latents" 0 "" -- "$EDM2_TRAIN" "${T[@]}" --data "$W/latents" --duration 1Ki --outdir "$W/lat"
+if "$PY" -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["img_channels"]==4 and c["label_dim"]==3, c' "$W/lat/config.json" 2>"$ERR"; then
+  ok "latent run: 4-channel network, 3 classes"; else not_ok "latent run: 4-channel network, 3 classes" "$(cat "$ERR")"; fi
 
 # Resume: a run stopped at 1Ki and continued gives the same snapshots, byte for byte.
 r2=$W/run2

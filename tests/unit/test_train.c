@@ -16,6 +16,7 @@
 #include "test.h"
 #include "trainer/ckpt.h"
 #include "trainer/ema.h"
+#include "trainer/encode.h"
 #include "trainer/optim.h"
 #include "trainer/train.h"
 
@@ -362,7 +363,40 @@ TEST(intervals_are_checked) {
   ASSERT_STATUS(edm2_traincfg_check(&c), EC_EINVAL, "--duration 100 is not a multiple of the batch");
 }
 
-TEST_MAIN(lr_schedule_matches_the_reference_formula, force_finite_zeroes_nan_and_inf, adam_matches_pytorch_formula,
+/* Encoders (edm2-spec.md §10.2): pixels to [-1, 1]; latents sampled afresh from the stored
+ * mean and std and normalised with the reference's constants. */
+TEST(encoders) {
+  const uint8_t px[3] = {0, 128, 255};
+  float y[3];
+  edm2_encode_pixels(y, px, 3);
+  ASSERT_TRUE(y[0] == -1.0f && fabsf(y[1] - 0.0039216f) < 1e-6f && y[2] == 1.0f);
+  ASSERT_REL(edm2_latent_scale[0], 0.11990407, 1e-7);
+  ASSERT_REL(edm2_latent_bias[3], 0.32774392, 1e-7);
+  enum { P = 20000 };
+  float *raw = calloc(8 * P, sizeof(float)), *z = malloc(4 * P * sizeof(float)), *z2 = malloc(4 * P * sizeof(float));
+  ASSERT_TRUE(raw && z && z2);
+  for (int e = 0; e < P; e++) {
+    raw[0 * P + e] = 5.81f; /* channel 0: the raw mean, std 0 -> exactly the bias-cancelled 0 */
+    raw[1 * P + e] = 3.25f;
+    raw[5 * P + e] = 4.62f; /* channel 1: std = raw_std -> standard deviation 0.5 after scaling */
+  }
+  edm2_encode_latents(z, raw, P, 7, 0);
+  double m1 = 0, v1 = 0;
+  for (int e = 0; e < P; e++) {
+    ASSERT_TRUE(fabsf(z[e]) < 1e-6f);
+    m1 += z[P + e] / P;
+  }
+  for (int e = 0; e < P; e++) v1 += (z[P + e] - m1) * (z[P + e] - m1) / P;
+  printf("# latent channel 1: mean %.4f, std %.4f (expected 0 and 0.5)\n", m1, sqrt(v1));
+  ASSERT_TRUE(fabs(m1) < 0.02 && fabs(sqrt(v1) - 0.5) < 0.02);
+  edm2_encode_latents(z2, raw, P, 7, 4 * P); /* the next use of the item draws anew */
+  ASSERT_TRUE(memcmp(z + P, z2 + P, P * sizeof(float)) != 0);
+  free(raw);
+  free(z);
+  free(z2);
+}
+
+TEST_MAIN(lr_schedule_matches_the_reference_formula, encoders, force_finite_zeroes_nan_and_inf, adam_matches_pytorch_formula,
           ema_equals_closed_form_power_average, ema_profiles_are_validated,
           rerun_is_bit_identical_and_resume_equals_straight_through, snapshot_holds_closed_form_averages_of_the_weights,
           accumulation_rounds_agree_with_one_round, outdir_of_another_run_is_refused_and_finished_run_says_so,
