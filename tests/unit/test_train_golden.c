@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "golden_compare.h"
 #include "golden_h5.h"
 #include "test.h"
 #include "trainer/netconfig.h"
@@ -70,10 +71,6 @@ static const struct {
     {"lag_0.100", 3e-3, 1e-7, "as lag_0.050 (measured 1.2e-4 / 1.8e-9)"},
 };
 
-typedef struct {
-  double rel, nmse, maxabs;
-  size_t worst;
-} cmp_result;
 
 /* The worst agreement seen per quantity over all runs, printed by report_worst_agreement. */
 static double worst_rel[NQ], worst_nmse[NQ], worst_abs[NQ], sum_lr;
@@ -88,23 +85,6 @@ static void note(int q, const char *name, double rel, double nmse, double maxabs
   if (nmse > worst_nmse[q]) worst_nmse[q] = nmse;
 }
 
-static cmp_result compare(const float *ours, const float *ref, size_t n) {
-  cmp_result r = {0};
-  double num = 0, den = 0, refmax = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = fabs((double)ours[i] - (double)ref[i]);
-    if (!(d <= r.maxabs)) {
-      r.maxabs = d;
-      r.worst = i;
-    }
-    num += d * d;
-    den += (double)ref[i] * ref[i];
-    if (fabs(ref[i]) > refmax) refmax = fabs(ref[i]);
-  }
-  r.rel = refmax > 0 ? r.maxabs / refmax : r.maxabs;
-  r.nmse = den > 0 ? num / den : num;
-  return r;
-}
 
 static hid_t gf = H5I_INVALID_HID;
 

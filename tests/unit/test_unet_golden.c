@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "golden_compare.h"
 #include "golden_h5.h"
 #include "test.h"
 #include "trainer/arch.h"
@@ -35,10 +36,6 @@ static const struct {
 };
 enum { T_FWD, T_LOSS, T_GRAD, T_FORCED };
 
-typedef struct {
-  double rel, nmse, maxabs;
-  size_t worst;
-} cmp_result;
 
 /* The worst agreement seen per kind, printed at the end (docs/nn-accuracy numbers come from it). */
 static double worst_rel[4], worst_nmse[4];
@@ -48,23 +45,6 @@ static void note(int kind, double rel, double nmse) {
   if (nmse > worst_nmse[kind]) worst_nmse[kind] = nmse;
 }
 
-static cmp_result compare(const float *ours, const float *ref, size_t n) {
-  cmp_result r = {0};
-  double num = 0, den = 0, refmax = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = fabs((double)ours[i] - (double)ref[i]);
-    if (!(d <= r.maxabs)) {
-      r.maxabs = d;
-      r.worst = i;
-    }
-    num += d * d;
-    den += (double)ref[i] * ref[i];
-    if (fabs(ref[i]) > refmax) refmax = fabs(ref[i]);
-  }
-  r.rel = refmax > 0 ? r.maxabs / refmax : r.maxabs;
-  r.nmse = den > 0 ? num / den : num;
-  return r;
-}
 
 /* Fails the current test (the caller returns) when the comparison exceeds TOL[kind]. */
 #define CHECK_CLOSE(name, ours, ref, n, kind)                                                      \
