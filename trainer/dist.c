@@ -123,7 +123,7 @@ ec_status edm2_dist_init(edm2_dist *d, int *argc, char ***argv) {
   if (launched(&size, &rank) && size > 1) {
     d->rank = rank;
     return ec_err(EC_EINVAL,
-                  "started by an MPI launcher with %d processes, but this edm2-train was built without MPI "
+                  "started by an MPI launcher with %d processes, but this program was built without MPI "
                   "(install libopenmpi-dev and run meson setup again)",
                   size);
   }
