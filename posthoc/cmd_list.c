@@ -86,7 +86,7 @@ static int print_json(const snapdir *d, const snap_summary *sm, const snap_probl
   for (int i = 0; i < p->n; i++) {
     const snap_problem *q = &p->items[i];
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "severity", q->severity == SNAP_ERROR ? "error" : "warning");
+    cJSON_AddStringToObject(o, "severity", q->severity == SNAP_ERROR ? "error" : q->severity == SNAP_NOTE ? "note" : "warning");
     if (q->file)
       cJSON_AddStringToObject(o, "file", q->file);
     else
@@ -134,7 +134,8 @@ int cmd_list(const list_args *a, FILE *out, FILE *err) {
     print_table(&d, sm, out);
   fflush(out);
   for (int i = 0; i < p.n; i++)
-    fprintf(err, "posthoc-ema: %s: %s\n", p.items[i].severity == SNAP_ERROR ? "error" : "warning",
+    fprintf(err, "posthoc-ema: %s: %s\n",
+            p.items[i].severity == SNAP_ERROR ? "error" : p.items[i].severity == SNAP_NOTE ? "note" : "warning",
             p.items[i].message);
   int code = p.errors ? 1 : 0;
   snap_summaries_free(&sm, d.n);

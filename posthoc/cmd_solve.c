@@ -9,8 +9,9 @@
 
 void print_plan_problems(const plan *p, ec_status st, FILE *err) {
   for (int i = 0; i < p->problems.n; i++)
-    fprintf(err, "posthoc-ema: %s: %s\n", p->problems.items[i].severity == SNAP_ERROR ? "error" : "warning",
-            p->problems.items[i].message);
+    if (p->problems.items[i].severity != SNAP_NOTE) /* --list reports those */
+      fprintf(err, "posthoc-ema: %s: %s\n", p->problems.items[i].severity == SNAP_ERROR ? "error" : "warning",
+              p->problems.items[i].message);
   if (st && !p->problems.errors) fprintf(err, "posthoc-ema: error: %s\n", ec_errmsg());
 }
 

@@ -135,7 +135,7 @@ static ec_status add_problem(snap_problems *p, snap_severity sev, const char *fi
   p->n++;
   if (sev == SNAP_ERROR)
     p->errors++;
-  else
+  else if (sev == SNAP_WARNING)
     p->warnings++;
   return (q->message && (!file || q->file) && (!tensor || q->tensor)) ? EC_OK : EC_ENOMEM;
 }
@@ -375,7 +375,7 @@ ec_status snapdir_check(const snapdir *d, unsigned flags, snap_summary **summari
     hash[i] = structure_hash(&files[i]);
     sm[i].usable = 1;
     if (files[i].nimg == 0 && e->nimg == 0) {
-      st = add_problem(p, SNAP_WARNING, e->name, NULL,
+      st = add_problem(p, SNAP_NOTE, e->name, NULL,
                        "%s: nimg = 0: an EMA at t = 0 holds no training; unusable for "
                        "reconstruction (skipped)",
                        e->path);

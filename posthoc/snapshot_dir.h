@@ -36,7 +36,9 @@ const char *snapdir_default(void);
 ec_status snapdir_scan(snapdir *d, const char *dir);
 void snapdir_free(snapdir *d);
 
-typedef enum { SNAP_WARNING = 0, SNAP_ERROR = 1 } snap_severity;
+/* Notes are facts --list reports that need no action (the snapshot a training run writes at
+ * nimg = 0); the reconstruction commands do not repeat them. */
+typedef enum { SNAP_WARNING = 0, SNAP_ERROR = 1, SNAP_NOTE = 2 } snap_severity;
 
 typedef struct {
   snap_severity severity;

@@ -126,9 +126,11 @@ fi
 
 # --- a snapshot at t = 0 is listed as unusable, not an error ----------------------------------
 d=$(fresh zero); cp "$d/$s1" "$d/snapshot-000000000000.h5"; "$SNAPFIX" set-int "$d/snapshot-000000000000.h5" / nimg 0
-expect "snapshot at nimg 0 is a warning" 0 "nimg = 0: an EMA at t = 0 holds no training; unusable for reconstruction" \
+expect "snapshot at nimg 0 is a note of --list" 0 "note: $d/snapshot-000000000000.h5: nimg = 0: an EMA at t = 0 holds no training; unusable for reconstruction" \
   -- "$POSTHOC_EMA" --list --snapshots "$d" --quiet
 grep -q "4 files, 3 usable" "$OUT" && ok "nimg 0 counted unusable" || not_ok "nimg 0 counted unusable" "$(cat "$OUT")"
+expect "--solve-only skips it without a message" 0 "" -- "$POSTHOC_EMA" --solve-only --snapshots "$d" --sigma-rel 0.1 --quiet
+[ ! -s "$ERR" ] && ok "no note outside --list" || not_ok "no note outside --list" "$(cat "$ERR")"
 
 # --- usage errors -------------------------------------------------------------------------------
 expect "unknown option" 2 "unrecognized option '--lsit'" -- "$POSTHOC_EMA" --lsit
