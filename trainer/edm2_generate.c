@@ -535,7 +535,12 @@ int main(int argc, char **argv) {
   st = edm2_dist_init(&dist, &argc, &argv);
   if (!st) st = run(&a, &dist);
   rank = dist.rank; /* every process has the same status and message; rank 0 prints it */
+  /* Before finalizing: once a process exits non-zero, mpirun may stop forwarding the others'
+   * output, so rank 0's line must be out before anyone leaves the finalize barrier. */
+  if (st && rank == 0) {
+    fprintf(stderr, PROG ": %s\n", ec_errmsg());
+    fflush(stderr);
+  }
   edm2_dist_finalize(&dist);
-  if (st && rank == 0) fprintf(stderr, PROG ": %s\n", ec_errmsg());
   return ec_exit_code(st);
 }
