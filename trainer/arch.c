@@ -198,6 +198,12 @@ const char *edm2_tensor_shape_str(const edm2_tensor *t, char *buf, size_t size) 
   return buf;
 }
 
+ec_shape edm2_tensor_ec_shape(const edm2_tensor *t) {
+  ec_shape s = {.ndim = t->ndim};
+  for (int d = 0; d < t->ndim; d++) s.dims[d] = t->shape[d];
+  return s;
+}
+
 int edm2_tensor_rows(const edm2_tensor *t) { return t->ndim ? (int)t->shape[0] : 1; }
 
 int edm2_tensor_fan_in(const edm2_tensor *t) {

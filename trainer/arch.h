@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
+#include "core/tensor.h"
 #include "trainer/netconfig.h"
 
 #define EDM2_SLAB_ALIGN 16 /* floats: 64 bytes, a cache line and an AVX-512 vector */
@@ -67,6 +68,8 @@ void edm2_arch_free(edm2_arch *a);
 int edm2_arch_find(const edm2_arch *a, const char *name);
 /* "[128, 5, 3, 3]" into buf. */
 const char *edm2_tensor_shape_str(const edm2_tensor *t, char *buf, size_t size);
+/* The shape as core/tensor.h describes shapes (for the HDF5 writers). */
+ec_shape edm2_tensor_ec_shape(const edm2_tensor *t);
 /* Rows and fan-in of a weight for weight normalisation (shape[0] and numel / shape[0]). */
 int edm2_tensor_rows(const edm2_tensor *t);
 int edm2_tensor_fan_in(const edm2_tensor *t);

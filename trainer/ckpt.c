@@ -33,12 +33,6 @@ static int parse_name(const char *name, int64_t *nimg) {
   return 1;
 }
 
-static ec_shape tensor_shape(const edm2_tensor *t) {
-  ec_shape s = {.ndim = t->ndim};
-  for (int d = 0; d < t->ndim; d++) s.dims[d] = t->shape[d];
-  return s;
-}
-
 /* Every parameter (or buffer) tensor of `slab` as datasets of group `name` under loc. */
 static ec_status write_group(hid_t loc, const char *name, const edm2_arch *a, edm2_kind kind, const float *slab) {
   hid_t g = -1;
@@ -46,7 +40,7 @@ static ec_status write_group(hid_t loc, const char *name, const edm2_arch *a, ed
   for (int i = 0; !st && i < a->n_tensors; i++) {
     const edm2_tensor *t = &a->tensors[i];
     if (t->kind != kind) continue;
-    ec_shape s = tensor_shape(t);
+    ec_shape s = edm2_tensor_ec_shape(t);
     st = h5io_write_tensor(g, t->name, &s, EC_F32, EC_F32, slab + t->offset, H5IO_CHECKSUM);
   }
   h5io_close(&g);

@@ -434,8 +434,7 @@ ec_status edm2_trainer_snapshot(edm2_trainer *t) {
     for (int i = 0; !st && i < a->n_tensors; i++) {
       const edm2_tensor *tt = &a->tensors[i];
       if (tt->kind != EDM2_PARAM) continue;
-      ec_shape s = {.ndim = tt->ndim};
-      for (int d = 0; d < tt->ndim; d++) s.dims[d] = tt->shape[d];
+      const ec_shape s = edm2_tensor_ec_shape(tt);
       /* At nimg = 0 no step has been averaged: the snapshot holds the initial weights (the
        * reference's EMA copies are deep copies of the network at that point). */
       const float *src = t->nimg > 0 ? t->ema.avg[k] : t->net.params;
@@ -445,8 +444,7 @@ ec_status edm2_trainer_snapshot(edm2_trainer *t) {
   for (int i = 0; !st && i < a->n_tensors; i++) {
     const edm2_tensor *tt = &a->tensors[i];
     if (tt->kind != EDM2_BUFFER) continue;
-    ec_shape s = {.ndim = tt->ndim};
-    for (int d = 0; d < tt->ndim; d++) s.dims[d] = tt->shape[d];
+    const ec_shape s = edm2_tensor_ec_shape(tt);
     st = snap_writer_add_buffer(w, tt->name, &s, t->net.buffers + tt->offset);
   }
   if (!w) return st;
