@@ -19,47 +19,11 @@
 #include "nn/resample.h"
 #include "tests/test.h"
 #include "tests/unit/nn_tolerances.h"
+#define NN_TEST_SEED0 5000
+#include "tests/unit/nn_test_util.h"
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
-static uint64_t next_seed = 5000;
-
-static double *dvec(size_t n) {
-  double *p = calloc(n ? n : 1, sizeof *p);
-  if (!p) abort();
-  return p;
-}
-static float *fvec(size_t n) {
-  float *p = calloc(n ? n : 1, sizeof *p);
-  if (!p) abort();
-  return p;
-}
-/* float32 normal deviates times scale */
-static float *randf(size_t n, double scale) {
-  float *p = fvec(n);
-  uint64_t seed = next_seed++;
-  for (size_t i = 0; i < n; i++) p[i] = (float)(scale * ec_rng_normal(seed, i));
-  return p;
-}
-/* the same numbers in double (exact) */
-static double *widen(const float *x, size_t n) {
-  double *p = dvec(n);
-  for (size_t i = 0; i < n; i++) p[i] = x[i];
-  return p;
-}
-static double rms_f(const float *x, size_t n) {
-  double s = 0;
-  for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
-  return sqrt(s / n);
-}
-static double max_abs_d(const double *x, size_t n) {
-  double m = 0;
-  for (size_t i = 0; i < n; i++) m = fabs(x[i]) > m ? fabs(x[i]) : m;
-  return m;
-}
-static void fill_f(float *x, size_t n, float v) {
-  for (size_t i = 0; i < n; i++) x[i] = v;
-}
 static void fill_d(double *x, size_t n, double v) {
   for (size_t i = 0; i < n; i++) x[i] = v;
 }
