@@ -22,65 +22,10 @@
 #define NN_TEST_SEED0 5000
 #include "tests/unit/nn_test_util.h"
 
-/* ---- helpers ---------------------------------------------------------------------------------- */
-
-static void fill_d(double *x, size_t n, double v) {
-  for (size_t i = 0; i < n; i++) x[i] = v;
-}
-
-/* Every element within rtol·|ref| + atol·scale; prints the worst ratio to the tolerance. */
-static int within(const char *what, int line, const double *got, const float *got32,
-                  const double *ref, size_t n, nn_tol_id id, double scale) {
-  const nn_tol t = nn_tolerances[id];
-  double worst = 0;
-  size_t wi = 0;
-  for (size_t i = 0; i < n; i++) {
-    double g = got ? got[i] : (double)got32[i];
-    double tol = t.rtol * fabs(ref[i]) + t.atol * scale;
-    double r = fabs(g - ref[i]) / (tol > 0 ? tol : 1e-300);
-    if (!(r <= worst)) { /* also catches NaN */
-      worst = r;
-      wi = i;
-      if (isnan(r)) break;
-    }
-  }
-  printf("# %-34s %-11s worst error / tolerance = %.2g\n", what, t.name, worst);
-  if (!(worst <= 1)) {
-    test_fail_(__FILE__, line, "%s: element %zu: %.17g vs reference %.17g (%s: rtol %g, atol %g x %g)",
-               what, wi, got ? got[wi] : (double)got32[wi], ref[wi], t.name, t.rtol, t.atol, scale);
-    return 0;
-  }
-  return 1;
-}
-#define NEAR64(what, got, ref, n, scale) within(what, __LINE__, got, NULL, ref, n, TOL_NAIVE, scale)
-#define NEAR32(what, got, ref, n, id, scale) within(what, __LINE__, NULL, got, ref, n, id, scale)
+/* ---- helpers (more in nn_test_util.h) ------------------------------------------------------- */
 
 static int same_f(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof *a) == 0; }
 
-/* Guard elements after a scratch buffer: ops must stay within the size they announce. */
-enum { GUARD = 64 };
-static const float GUARD_F = 12345.0f;
-static const double GUARD_D = -54321.0;
-static float *guarded_f(size_t n) {
-  float *p = fvec(n + GUARD);
-  fill_f(p + n, GUARD, GUARD_F);
-  return p;
-}
-static double *guarded_d(size_t n) {
-  double *p = dvec(n + GUARD);
-  fill_d(p + n, GUARD, GUARD_D);
-  return p;
-}
-static int guard_ok_f(const float *p, size_t n) {
-  for (int i = 0; i < GUARD; i++)
-    if (p[n + i] != GUARD_F) return 0;
-  return 1;
-}
-static int guard_ok_d(const double *p, size_t n) {
-  for (int i = 0; i < GUARD; i++)
-    if (p[n + i] != GUARD_D) return 0;
-  return 1;
-}
 
 /* ---- convolution and linear ------------------------------------------------------------------- */
 
