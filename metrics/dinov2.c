@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "metrics/hash_weights.h"
 #include "nn/gelu.h"
 #include "nn/layernorm.h"
 #include "nn/linear.h"
@@ -236,32 +237,11 @@ void dinov2_forward(const dinov2 *net, float *feat, const float *x, int N, float
 
 /* ---- test weights ---------------------------------------------------------------------------- */
 
-static uint64_t fnv1a64(const char *name) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (const unsigned char *c = (const unsigned char *)name; *c; c++)
-    h = (h ^ *c) * 0x100000001b3ull;
-  return h;
-}
-
-/* n(h + i) with h = fnv1a64(name): splitmix64, then the Irwin-Hall sum of four 16-bit uniforms. */
-static double hash_normal_h(uint64_t h, uint64_t i) {
-  uint64_t z = h + i + 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  const uint64_t r = z ^ (z >> 31);
-  double u[4];
-  for (int k = 0; k < 4; k++) u[k] = ((double)((r >> (16 * k)) & 0xffff) * 2.0 + 1.0) / 131072.0;
-  return (((u[0] + u[1]) + u[2]) + u[3] - 2.0) * sqrt(3.0);
-}
-
-double dinov2_hash_normal(const char *name, uint64_t i) { return hash_normal_h(fnv1a64(name), i); }
+double dinov2_hash_normal(const char *name, uint64_t i) { return hash_weights_normal(hash_weights_name(name), i); }
 
 float dinov2_hash_input(uint64_t i) {
   static const double mean[3] = {0.485, 0.456, 0.406}, std[3] = {0.229, 0.224, 0.225};
-  uint64_t z = fnv1a64("input") + i + 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  const double b = (double)((z ^ (z >> 31)) >> 56);
+  const double b = (double)(hash_weights_bits(hash_weights_name("input"), i) >> 56);
   const int c = (int)((i / ((uint64_t)DINOV2_SIZE * DINOV2_SIZE)) % 3);
   return (float)((b / 255.0 - mean[c]) / std[c]);
 }
@@ -273,22 +253,22 @@ static int ends_with(const char *s, const char *suffix) {
 
 ec_status dinov2_hash_source(void *user, const char *name, float *dst, size_t n) {
   (void)user;
-  const uint64_t h = fnv1a64(name);
+  const uint64_t h = hash_weights_name(name);
   if (!strcmp(name, "cls_token") || !strcmp(name, "pos_embed")) {
-    for (size_t i = 0; i < n; i++) dst[i] = (float)(0.5 * hash_normal_h(h, i));
+    for (size_t i = 0; i < n; i++) dst[i] = (float)(0.5 * hash_weights_normal(h, i));
   } else if (!strcmp(name, "patch_embed.proj.weight")) {
-    for (size_t i = 0; i < n; i++) dst[i] = (float)(hash_normal_h(h, i) / sqrt(588.0));
+    for (size_t i = 0; i < n; i++) dst[i] = (float)(hash_weights_normal(h, i) / sqrt(588.0));
   } else if (ends_with(name, ".bias")) {
-    for (size_t i = 0; i < n; i++) dst[i] = (float)(0.05 * hash_normal_h(h, i));
+    for (size_t i = 0; i < n; i++) dst[i] = (float)(0.05 * hash_weights_normal(h, i));
   } else if (ends_with(name, "norm1.weight") || ends_with(name, "norm2.weight") ||
              !strcmp(name, "norm.weight")) {
-    for (size_t i = 0; i < n; i++) dst[i] = (float)(1.0 + 0.1 * hash_normal_h(h, i));
+    for (size_t i = 0; i < n; i++) dst[i] = (float)(1.0 + 0.1 * hash_weights_normal(h, i));
   } else if (ends_with(name, ".gamma")) {
-    for (size_t i = 0; i < n; i++) dst[i] = (float)(0.5 + 0.1 * hash_normal_h(h, i));
+    for (size_t i = 0; i < n; i++) dst[i] = (float)(0.5 + 0.1 * hash_weights_normal(h, i));
   } else if (ends_with(name, ".weight") && !strncmp(name, "blocks.", 7)) {
     const double fan_in = ends_with(name, "mlp.fc2.weight") ? HID : D;
     const double sd = sqrt(fan_in);
-    for (size_t i = 0; i < n; i++) dst[i] = (float)(hash_normal_h(h, i) / sd);
+    for (size_t i = 0; i < n; i++) dst[i] = (float)(hash_weights_normal(h, i) / sd);
   } else {
     return ec_err(EC_ENOENT, "dinov2 hash weights: no tensor %s", name);
   }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/check.h"
+#include "metrics/hash_weights.h"
 #include "nn/conv_any.h"
 #include "nn/pool.h"
 
@@ -368,19 +369,11 @@ void inception_fid_forward(const inception_fid *net, float *feat, const float *x
 /* ---- the deterministic test weights ----------------------------------------------------------- */
 
 uint64_t inception_fid_hash_bits(const char *name, uint64_t i) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (const unsigned char *c = (const unsigned char *)name; *c; c++) h = (h ^ *c) * 0x100000001b3ull;
-  uint64_t z = h + i + 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+  return hash_weights_bits(hash_weights_name(name), i);
 }
 
 double inception_fid_hash_normal(const char *name, uint64_t i) {
-  const uint64_t r = inception_fid_hash_bits(name, i);
-  double u[4];
-  for (int k = 0; k < 4; k++) u[k] = ((double)((r >> (16 * k)) & 0xffff) * 2.0 + 1.0) / 131072.0;
-  return (((u[0] + u[1]) + u[2]) + u[3] - 2.0) * sqrt(3.0);
+  return hash_weights_normal(hash_weights_name(name), i);
 }
 
 float inception_fid_hash_input(uint64_t i) {
