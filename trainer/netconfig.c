@@ -266,6 +266,26 @@ static void paper_preset(edm2_preset *p, const char *name, const char *about, in
   p->checkpoint = 128 * MI;
 }
 
+/* The network of a small preset: the default U-Net at the given size, with attention at one
+ * resolution. mult lists the channel multipliers of the levels (n_levels of them). */
+static void small_net(edm2_preset *p, const char *name, const char *about, int res, int channels, int labels,
+                      int model_channels, int n_levels, const int *mult, int num_blocks, int attn_res,
+                      int channels_per_head) {
+  p->name = name;
+  p->about = about;
+  edm2_netcfg_default(&p->net);
+  p->net.img_resolution = res;
+  p->net.img_channels = channels;
+  p->net.label_dim = labels;
+  p->net.model_channels = model_channels;
+  p->net.n_levels = n_levels;
+  for (int i = 0; i < n_levels; i++) p->net.channel_mult[i] = mult[i];
+  p->net.num_blocks = num_blocks;
+  p->net.n_attn = 1;
+  p->net.attn_resolutions[0] = attn_res;
+  p->net.channels_per_head = channels_per_head;
+}
+
 /* Training settings of the small presets: warm-up, status, snapshot and checkpoint intervals. */
 static void small_training(edm2_preset *p, int64_t duration, int64_t batch, double lr, int64_t decay,
                            int64_t rampup, int64_t status, int64_t snapshot, int64_t checkpoint) {
@@ -299,21 +319,8 @@ static void init_presets(void) {
 
   /* Fashion-MNIST (28×28 padded to 32×32, one channel, ten classes), small enough to learn
    * visibly in minutes on two CPU cores; the pixel-space σ distribution of ImageNet-64. */
-  p->name = "fmnist";
-  p->about = "Fashion-MNIST 32x32x1, 10 classes, 32 channels: trains on a CPU";
-  edm2_netcfg_default(&p->net);
-  p->net.img_resolution = 32;
-  p->net.img_channels = 1;
-  p->net.label_dim = 10;
-  p->net.model_channels = 32;
-  p->net.n_levels = 3;
-  p->net.channel_mult[0] = 1;
-  p->net.channel_mult[1] = 2;
-  p->net.channel_mult[2] = 2;
-  p->net.num_blocks = 2;
-  p->net.n_attn = 1;
-  p->net.attn_resolutions[0] = 8;
-  p->net.channels_per_head = 32;
+  small_net(p, "fmnist", "Fashion-MNIST 32x32x1, 10 classes, 32 channels: trains on a CPU", 32, 1, 10, 32, 3,
+            (const int[]){1, 2, 2}, 2, 8, 32);
   /* Batch 32, warm-up over the first 8Ki images, decay after 2048 steps: the loss falls within
    * the first thousand images; a snapshot every 1Ki images gives 16 pairs in about 5 minutes on
    * two cores. */
@@ -322,38 +329,14 @@ static void init_presets(void) {
 
   /* The configuration of the golden tests (tests/golden/gen_edm2_net.py): two levels,
    * attention with two heads at the lower one, four classes. */
-  p->name = "test-tiny";
-  p->about = "16x16x2, 4 classes, 8 channels: the golden tests' network";
-  edm2_netcfg_default(&p->net);
-  p->net.img_resolution = 16;
-  p->net.img_channels = 2;
-  p->net.label_dim = 4;
-  p->net.model_channels = 8;
-  p->net.n_levels = 2;
-  p->net.channel_mult[0] = 1;
-  p->net.channel_mult[1] = 2;
-  p->net.num_blocks = 2;
-  p->net.n_attn = 1;
-  p->net.attn_resolutions[0] = 8;
-  p->net.channels_per_head = 8;
+  small_net(p, "test-tiny", "16x16x2, 4 classes, 8 channels: the golden tests' network", 16, 2, 4, 8, 2,
+            (const int[]){1, 2}, 2, 8, 8);
   small_training(p, 4 * KI, 8, 0.01, 64, 64, 64, 1 * KI, 1 * KI);
   p++;
 
   /* A two-level 8×8 network for quick end-to-end tests of the programs. */
-  p->name = "test-micro";
-  p->about = "8x8x1, 3 classes, 8 channels: for quick tests";
-  edm2_netcfg_default(&p->net);
-  p->net.img_resolution = 8;
-  p->net.img_channels = 1;
-  p->net.label_dim = 3;
-  p->net.model_channels = 8;
-  p->net.n_levels = 2;
-  p->net.channel_mult[0] = 1;
-  p->net.channel_mult[1] = 2;
-  p->net.num_blocks = 1;
-  p->net.n_attn = 1;
-  p->net.attn_resolutions[0] = 4;
-  p->net.channels_per_head = 8;
+  small_net(p, "test-micro", "8x8x1, 3 classes, 8 channels: for quick tests", 8, 1, 3, 8, 2, (const int[]){1, 2}, 1, 4,
+            8);
   small_training(p, 4 * KI, 8, 0.01, 64, 64, 64, 1 * KI, 1 * KI);
   p++;
   presets_ready = 1;
