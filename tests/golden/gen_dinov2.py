@@ -110,12 +110,9 @@ def inputs(n):
     return ((b / 255.0 - mean) / std).astype(np.float32)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--out', default='tests/golden/dinov2.h5')
-    ap.add_argument('--dinov2', required=True, help='directory holding the dinov2 package')
-    ap.add_argument('--dinov2-commit', default='', help='the commit the source came from (recorded)')
-    args = ap.parse_args()
+def build_net(dinov2_dir):
+    """The official dinov2_vitl14 (as dinov2/hub/backbones.py builds it) with the hash weights, in eval
+    mode; SDPA emulated on torch < 2."""
     os.environ['XFORMERS_DISABLED'] = '1'
     import torch
     import torch.nn.functional as F
@@ -126,10 +123,9 @@ def main():
             s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
             return torch.softmax(q @ k.transpose(-2, -1) * s, dim=-1) @ v
         F.scaled_dot_product_attention = sdpa
-    sys.path.insert(0, args.dinov2)
+    sys.path.insert(0, dinov2_dir)
     from dinov2.models.vision_transformer import vit_large
 
-    torch.set_num_threads(2)
     # dinov2/hub/backbones.py, _make_dinov2_model for dinov2_vitl14
     net = vit_large(patch_size=14, img_size=518, init_values=1.0, ffn_layer='mlp', block_chunks=0,
                     num_register_tokens=0, interpolate_antialias=False, interpolate_offset=0.1)
@@ -139,6 +135,19 @@ def main():
           f'hashed in {time.perf_counter() - t0:.1f} s')
     net.load_state_dict(sd, strict=True)
     net.eval()
+    return net
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--out', default='tests/golden/dinov2.h5')
+    ap.add_argument('--dinov2', required=True, help='directory holding the dinov2 package')
+    ap.add_argument('--dinov2-commit', default='', help='the commit the source came from (recorded)')
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    net = build_net(args.dinov2)
     taps = {}
     orig = net.interpolate_pos_encoding
 

@@ -103,18 +103,10 @@ def inputs(n):
     return ((b - 128.0) / 128.0).astype(np.float32).reshape(shape)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--out', default='tests/golden/inception_fid.h5')
-    ap.add_argument('--pytorch-fid', required=True, help='directory holding the pytorch_fid package')
-    args = ap.parse_args()
-    sys.path.insert(0, args.pytorch_fid)
+def build_net(pfi):
+    """pytorch-fid's own FID Inception (pytorch_fid.inception imported as pfi) with the hash weights,
+    in eval mode; its loader is replaced by one that hands over the hash weights."""
     import torch
-    import torchvision
-    import pytorch_fid
-    import pytorch_fid.inception as pfi
-
-    torch.set_num_threads(2)
     # The skeleton, exactly as fid_inception_v3() builds it, only to learn names and shapes.
     skel = pfi._inception_v3(num_classes=1008, aux_logits=False, weights=None)
     skel.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
@@ -134,6 +126,22 @@ def main():
     # pytorch-fid's own network, its loader handing over the hash weights.
     pfi.load_state_dict_from_url = lambda *a, **kw: sd
     net = pfi.InceptionV3(output_blocks=(0, 1, 2, 3), resize_input=False, normalize_input=False).eval()
+    return net
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--out', default='tests/golden/inception_fid.h5')
+    ap.add_argument('--pytorch-fid', required=True, help='directory holding the pytorch_fid package')
+    args = ap.parse_args()
+    sys.path.insert(0, args.pytorch_fid)
+    import torch
+    import torchvision
+    import pytorch_fid
+    import pytorch_fid.inception as pfi
+
+    torch.set_num_threads(2)
+    net = build_net(pfi)
     taps = {}
     net.blocks[2][0].register_forward_hook(lambda m, i, o: taps.setdefault('mixed_5b', o.detach().clone()))
     x = torch.from_numpy(inputs(2))
