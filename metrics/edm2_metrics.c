@@ -1,31 +1,37 @@
-/* edm2-metrics: FID and FD_DINOv2. For now the `fd` subcommand only (the distance between two
- * statistics files); the feature networks and the ref/calc/gen/features subcommands come with
- * issue 8's remaining parts (metrics/README.md).
+/* edm2-metrics: FID and FD_DINOv2 (docs/metrics.md). This file dispatches and holds `fd`, the
+ * distance between two statistics files (HDF5, docs/formats.md, or pytorch-fid .npz); ref, calc
+ * and features are in cmd_images.c, gen in cmd_gen.c.
  *
- *   edm2-metrics fd A B [--metric fid|fd_dinov2] [--json]
- *
- * A and B are edm2c statistics files (HDF5, docs/formats.md) or pytorch-fid .npz files. */
+ *   edm2-metrics ref --data PATH --dest STATS.h5 [--metrics fid,fd_dinov2]
+ *   edm2-metrics calc --images DIR|ZIP --ref STATS [--num N] [--seed S]
+ *   edm2-metrics gen --net MODEL --ref STATS [--num N] [--guidance W --gnet MODEL]
+ *   edm2-metrics features --images DIR|ZIP --metric fid|fd_dinov2 --out FEATS.h5
+ *   edm2-metrics fd A B [--metric fid|fd_dinov2] [--json] */
 #include <stdio.h>
 #include <string.h>
 
+#include "core/atomic.h"
 #include "core/cli.h"
 #include "edm2c_config.h"
+#include "metrics/cmd_common.h"
 #include "metrics/frechet.h"
 #include "metrics/stats_io.h"
 #include "nn/blas.h"
-
-#define PROG "edm2-metrics"
 
 static void top_help(FILE *f) {
   fprintf(f,
           "Usage: " PROG " COMMAND [OPTIONS]\n"
           "\n"
-          "FID and FD_DINOv2 for EDM2 (docs/metrics.md). Commands:\n"
+          "FID and FD_DINOv2 as EDM2 computes them (docs/metrics.md). Commands:\n"
+          "  ref       reference statistics of a dataset's images (--data PATH --dest STATS.h5)\n"
+          "  calc      score a folder or zip of images (--images DIR|ZIP --ref STATS)\n"
+          "  gen       generate images with a model and score them (--net MODEL --ref STATS)\n"
+          "  features  the raw features of images (--images DIR|ZIP --metric M --out FEATS.h5)\n"
           "  fd A B    the Frechet distance between two statistics files (HDF5 or .npz)\n"
           "\n"
-          "'" PROG " COMMAND --help' describes a command. Reference statistics of a dataset,\n"
-          "scores of images and of models (ref, calc, gen, features) come with loading the real\n"
-          "network weights (the networks themselves exist: metrics/inception.h, metrics/dinov2.h).\n"
+          "'" PROG " COMMAND --help' describes a command. The detectors need their weights,\n"
+          "converted once with tools/convert-weights (docs/metrics.md, \"Converting the weights\"). ref, calc\n"
+          "and gen run under mpirun, sharing the images among the processes.\n"
           "\n"
           "Options:\n"
           "  --help      print this help and exit\n"
@@ -158,9 +164,10 @@ static ec_status cmd_fd(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  ec_atomic_install_signal_cleanup();
   nn_blas_setup(argv); /* re-executes once on CPUs OpenBLAS does not recognise (nn/blas.h) */
   if (argc < 2) {
-    fprintf(stderr, PROG ": missing command (known: fd)\nTry '" PROG " --help'.\n");
+    fprintf(stderr, PROG ": missing command (known: ref, calc, gen, features, fd)\nTry '" PROG " --help'.\n");
     return 2;
   }
   const char *cmd = argv[1];
@@ -172,14 +179,32 @@ int main(int argc, char **argv) {
     printf(PROG " %s\n", EDM2C_VERSION);
     return 0;
   }
-  ec_status st;
-  if (!strcmp(cmd, "fd")) {
-    st = cmd_fd(argc - 1, argv + 1);
-  } else {
-    fprintf(stderr, PROG ": unknown command '%s' (known: fd; ref, calc, gen and features come with the "
-            "feature networks)\nTry '" PROG " --help'.\n", cmd);
+  ec_status (*run)(int, char **, const edm2_dist *) = NULL;
+  if (!strcmp(cmd, "ref")) run = cmd_ref;
+  else if (!strcmp(cmd, "calc")) run = cmd_calc;
+  else if (!strcmp(cmd, "gen")) run = cmd_gen;
+  else if (!strcmp(cmd, "features")) run = cmd_features;
+  else if (strcmp(cmd, "fd")) {
+    fprintf(stderr, PROG ": unknown command '%s' (known: ref, calc, gen, features, fd)\nTry '" PROG " --help'.\n", cmd);
     return 2;
   }
-  if (st && st != EC_EUSAGE) fprintf(stderr, PROG ": %s\n", ec_errmsg());
+  ec_status st;
+  if (!run) {
+    st = cmd_fd(argc - 1, argv + 1);
+    if (st && st != EC_EUSAGE) fprintf(stderr, PROG ": %s\n", ec_errmsg());
+    return ec_exit_code(st);
+  }
+  /* Under mpirun every process scores its share (trainer/dist.h); after nn_blas_setup's
+   * re-execution, which must come before MPI starts. Every process ends with the same status
+   * and message; rank 0 prints it, before the finalize barrier (mpirun may stop forwarding
+   * output once a process exits non-zero). */
+  edm2_dist dist;
+  st = edm2_dist_init(&dist, &argc, &argv);
+  if (!st) st = run(argc - 1, argv + 1, &dist);
+  if (st && st != EC_EUSAGE && dist.rank == 0) {
+    fprintf(stderr, PROG ": %s\n", ec_errmsg());
+    fflush(stderr);
+  }
+  edm2_dist_finalize(&dist);
   return ec_exit_code(st);
 }

@@ -47,7 +47,7 @@ ec_status edm2_weights_open(edm2_weights *w, edm2_metric m, const char *dir) {
     memset(w, 0, sizeof *w);
     return ec_err(EC_ENOENT,
                   "the %s weights are missing: %s does not exist. Download %s and convert it with "
-                  "'tools/convert-weights FILE.pth --weights-dir %s' (docs/metrics.md, \"Weights\")",
+                  "'tools/convert-weights FILE.pth --weights-dir %s' (docs/metrics.md, \"Converting the weights\")",
                   edm2_metric_name(m), path, source_name[m], d);
   }
   return edm2_weights_open_file(w, m, path);

@@ -1,5 +1,5 @@
 /* The feature networks' weights as edm2-metrics finds them: safetensors files written by
- * tools/convert-weights in a weights directory (docs/metrics.md "Weights"), tensors under their
+ * tools/convert-weights in a weights directory (docs/metrics.md, "Converting the weights"), tensors under their
  * PyTorch state-dict names.
  *
  *   fid        DIR/inception-2015-12-05.safetensors  (from pytorch-fid's
