@@ -40,8 +40,18 @@ static int ends_with_ci(const char *s, const char *suffix) {
 ec_status edm2_dataset_open(edm2_dataset **out, const char *path, const edm2_dataset_opts *opts_in) {
   *out = NULL;
   edm2_dataset_opts opts = opts_in ? *opts_in : (edm2_dataset_opts){0};
-  const char *src = strcmp(path, "fashion-mnist") ? path : EDM2_FASHION_MNIST_DIR;
   struct stat sb;
+  /* "SOURCE:test", when no file is named so: the test split of IDX data (dataset_idx.c). */
+  char base[4096];
+  size_t len = strlen(path);
+  int test = len > 5 && !strcmp(path + len - 5, ":test") && stat(path, &sb) != 0;
+  if (test) {
+    if (len - 5 >= sizeof base) return ec_err(EC_EINVAL, "%.200s...: path too long", path);
+    memcpy(base, path, len - 5);
+    base[len - 5] = '\0';
+    path = base;
+  }
+  const char *src = strcmp(path, "fashion-mnist") ? path : EDM2_FASHION_MNIST_DIR;
   if (stat(src, &sb) != 0) {
     int e = errno;
     if (src != path)
@@ -56,16 +66,25 @@ ec_status edm2_dataset_open(edm2_dataset **out, const char *path, const edm2_dat
                     src);
     is_zip = 1;
   }
-  if (strlen(src) >= sizeof((edm2_dataset_info *)0)->path)
+  if (test && !(is_dir && edm2_dataset_is_idx_test_dir(src)))
+    return ec_err(EC_ENOENT,
+                  "%s:test: %s holds no t10k-images-idx3-ubyte[.gz]: ':test' names the test split of IDX data "
+                  "(Fashion-MNIST, MNIST); hold out a range of items of other data instead",
+                  path, src);
+  if (strlen(src) + (test ? 5 : 0) >= sizeof((edm2_dataset_info *)0)->path)
     return ec_err(EC_EINVAL, "%.200s...: path too long", src);
 
   edm2_dataset *d = ec_calloc(1, sizeof *d);
   if (!d) return EC_ENOMEM;
   char *real = realpath(src, NULL);
-  snprintf(d->info.path, sizeof d->info.path, "%s", real && strlen(real) < sizeof d->info.path ? real : src);
+  snprintf(d->info.path, sizeof d->info.path, "%s%s",
+           real && strlen(real) + (test ? 5 : 0) < sizeof d->info.path ? real : src, test ? ":test" : "");
   free(real);
   ec_status st;
-  if (is_dir && edm2_dataset_is_idx_dir(src)) {
+  if (test) {
+    snprintf(d->info.kind, sizeof d->info.kind, "idx");
+    st = edm2_dataset_open_idx_test(d, src, &opts);
+  } else if (is_dir && edm2_dataset_is_idx_dir(src)) {
     snprintf(d->info.kind, sizeof d->info.kind, "idx");
     st = edm2_dataset_open_idx(d, src, &opts);
   } else {

@@ -14,6 +14,10 @@
  *     zeros to 32×32 (2 pixels on each side), 1 channel, 10 classes.
  *   - a directory holding train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] (IDX, as
  *     above: images of any size, zero-padded to the next power of two, centred; 28 -> 32).
+ *   - "fashion-mnist:test", "DIR:test": the test split of the above, t10k-images-idx3-ubyte[.gz]
+ *     and t10k-labels-idx1-ubyte[.gz] (Fashion-MNIST: 10000 images, 1000 per class), read and
+ *     padded the same way; info.path is the resolved directory followed by ":test". A path
+ *     ending in ":test" that names an existing file or directory is that file or directory.
  *   - an EDM-style image folder or .zip (recursive; PNG images, or .npy latents), sorted by relative
  *     path with '/' separators; labels from an optional dataset.json {"labels": [[path, label], ...]}
  *     or {"labels": null}. Integer labels become one-hot vectors of length max(label) + 1.

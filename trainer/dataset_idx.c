@@ -1,5 +1,6 @@
 /* IDX datasets (MNIST, Fashion-MNIST; dataset.h): train-images-idx3-ubyte[.gz] and
- * train-labels-idx1-ubyte[.gz], read whole at open through zlib (which reads uncompressed files
+ * train-labels-idx1-ubyte[.gz], or the test split's t10k-images-idx3-ubyte[.gz] and
+ * t10k-labels-idx1-ubyte[.gz], read whole at open through zlib (which reads uncompressed files
  * as they are). Each h × w image is centred in a zero P × P square, P the next power of two of
  * max(h, w) (28 -> 32: 2 pixels on each side), 1 channel. */
 #include <errno.h>
@@ -13,6 +14,8 @@
 
 #define IDX_IMAGES "train-images-idx3-ubyte"
 #define IDX_LABELS "train-labels-idx1-ubyte"
+#define IDX_TEST_IMAGES "t10k-images-idx3-ubyte"
+#define IDX_TEST_LABELS "t10k-labels-idx1-ubyte"
 #define IDX_MAGIC_IMAGES 0x00000803u /* unsigned bytes, 3 dimensions */
 #define IDX_MAGIC_LABELS 0x00000801u /* unsigned bytes, 1 dimension */
 #define IDX_MAX_SIDE 65536u
@@ -36,12 +39,15 @@ static char *find_idx(const char *dir, const char *base) {
   return p;
 }
 
-int edm2_dataset_is_idx_dir(const char *dir) {
-  char *p = find_idx(dir, IDX_IMAGES);
+static int has_idx(const char *dir, const char *base) {
+  char *p = find_idx(dir, base);
   int yes = p != NULL;
   ec_freep(&p);
   return yes;
 }
+
+int edm2_dataset_is_idx_dir(const char *dir) { return has_idx(dir, IDX_IMAGES); }
+int edm2_dataset_is_idx_test_dir(const char *dir) { return has_idx(dir, IDX_TEST_IMAGES); }
 
 /* Reads up to n bytes; *got says how many came. A gzip stream that ends early is not an error
  * here (the caller reports the truncation, with `*cut` set); corrupt data and I/O errors are. */
@@ -232,23 +238,25 @@ static void idx_free(edm2_dataset *d) {
   ec_freep(&d->impl);
 }
 
-ec_status edm2_dataset_open_idx(edm2_dataset *d, const char *dir, const edm2_dataset_opts *opts) {
+/* The split whose files are named images_base and labels_base. */
+static ec_status open_split(edm2_dataset *d, const char *dir, const edm2_dataset_opts *opts, const char *images_base,
+                            const char *labels_base) {
   idx_impl *x = ec_calloc(1, sizeof *x);
   if (!x) return EC_ENOMEM;
   d->impl = x;
   d->read = idx_read;
   d->free_impl = idx_free;
-  char *images = find_idx(dir, IDX_IMAGES), *labels = NULL;
+  char *images = find_idx(dir, images_base), *labels = NULL;
   ec_status st;
   if (!images) {
-    st = ec_err(EC_ENOENT, "%s: no %s[.gz]", dir, IDX_IMAGES);
+    st = ec_err(EC_ENOENT, "%s: no %s[.gz]", dir, images_base);
     goto done;
   }
   if ((st = read_images(d, x, images))) goto done;
   if (opts->use_labels) {
-    if (!(labels = find_idx(dir, IDX_LABELS))) {
+    if (!(labels = find_idx(dir, labels_base))) {
       st = ec_err(EC_ENOENT, "%s/%s[.gz]: missing; the labels of %s are needed (or train unconditionally)", dir,
-                  IDX_LABELS, images);
+                  labels_base, images);
       goto done;
     }
     st = read_labels(d, labels, images);
@@ -257,4 +265,12 @@ done:
   ec_freep(&images);
   ec_freep(&labels);
   return st;
+}
+
+ec_status edm2_dataset_open_idx(edm2_dataset *d, const char *dir, const edm2_dataset_opts *opts) {
+  return open_split(d, dir, opts, IDX_IMAGES, IDX_LABELS);
+}
+
+ec_status edm2_dataset_open_idx_test(edm2_dataset *d, const char *dir, const edm2_dataset_opts *opts) {
+  return open_split(d, dir, opts, IDX_TEST_IMAGES, IDX_TEST_LABELS);
 }

@@ -34,6 +34,11 @@ ec_status edm2_dataset_set_classes(edm2_dataset *d, int32_t **classes);
 ec_status edm2_dataset_open_idx(edm2_dataset *d, const char *dir, const edm2_dataset_opts *opts);
 /* 1 when dir holds train-images-idx3-ubyte or train-images-idx3-ubyte.gz. */
 int edm2_dataset_is_idx_dir(const char *dir);
+/* The test split of an IDX directory: t10k-images-idx3-ubyte[.gz] (and
+ * t10k-labels-idx1-ubyte[.gz]), read as edm2_dataset_open_idx reads the training files. */
+ec_status edm2_dataset_open_idx_test(edm2_dataset *d, const char *dir, const edm2_dataset_opts *opts);
+/* 1 when dir holds t10k-images-idx3-ubyte or t10k-images-idx3-ubyte.gz. */
+int edm2_dataset_is_idx_test_dir(const char *dir);
 
 /* An EDM-style image folder (is_zip = 0) or zip archive (is_zip = 1). */
 ec_status edm2_dataset_open_folder(edm2_dataset *d, const char *path, int is_zip,

@@ -774,6 +774,79 @@ TEST(fashion_mnist) {
   edm2_dataset_close(&d);
 }
 
+/* "DIR:test": the t10k-* files of an IDX directory, read and padded as the training files. */
+TEST(idx_test_split) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", test_path("idxsplit"));
+  ASSERT_EQ_INT(mkdirs(dir), 0);
+  const uint8_t labels[4] = {1, 0, 5, 2};
+  ASSERT_EQ_INT(write_idx_images(test_path("idxsplit/train-images-idx3-ubyte.gz"), 1, 0x803, 3, 28, 28, -1), 0);
+  char spec[4200];
+  snprintf(spec, sizeof spec, "%s:test", dir);
+  edm2_dataset *d = NULL;
+  /* No t10k files yet: the message names the split and the directory. */
+  ASSERT_STATUS(edm2_dataset_open(&d, spec, &LABELS), EC_ENOENT, "holds no t10k-images-idx3-ubyte[.gz]");
+  ASSERT_CONTAINS(ec_errmsg(), dir);
+  ASSERT_EQ_INT(write_idx_images(test_path("idxsplit/t10k-images-idx3-ubyte"), 0, 0x803, 4, 28, 28, -1), 0);
+  ASSERT_STATUS(edm2_dataset_open(&d, spec, &LABELS), EC_ENOENT, "t10k-labels-idx1-ubyte[.gz]: missing");
+  ASSERT_EQ_INT(write_idx_labels(test_path("idxsplit/t10k-labels-idx1-ubyte.gz"), 1, 4, labels, 4), 0);
+  ASSERT_OK(edm2_dataset_open(&d, spec, &LABELS));
+  const edm2_dataset_info *in = edm2_dataset_get_info(d);
+  ASSERT_EQ_INT(in->n, 4);
+  ASSERT_EQ_INT(in->height, 32);
+  ASSERT_EQ_INT(in->label_dim, 6);
+  ASSERT_STR_EQ(in->kind, "idx");
+  ASSERT_CONTAINS(in->path, "idxsplit:test");
+  uint8_t img[1024];
+  float label[6];
+  ASSERT_OK(edm2_dataset_read(d, 3, img, label));
+  ASSERT_EQ_INT(img[0], 0);
+  ASSERT_EQ_INT(img[2 * 32 + 2], idx_pixel(3, 0, 0));
+  ASSERT_NEAR(label[2], 1.0, 0);
+  ASSERT_STATUS(edm2_dataset_read(d, 4, img, label), EC_EINVAL, "idxsplit:test: item 4 is out of range");
+  edm2_dataset_close(&d);
+  /* The training split of the same directory is unchanged. */
+  ASSERT_OK(edm2_dataset_open(&d, dir, &NO_LABELS));
+  ASSERT_EQ_INT(edm2_dataset_get_info(d)->n, 3);
+  edm2_dataset_close(&d);
+  /* Other folders have no test split; a missing one is named. */
+  ASSERT_EQ_INT(mkdirs(test_path("plain")), 0);
+  ASSERT_STATUS(edm2_dataset_open(&d, test_path("plain:test"), &LABELS), EC_ENOENT,
+                "plain:test: ");
+  ASSERT_CONTAINS(ec_errmsg(), "holds no t10k-images-idx3-ubyte[.gz]: ':test' names the test split of IDX data");
+  ASSERT_STATUS(edm2_dataset_open(&d, test_path("nothere:test"), &LABELS), EC_ENOENT, "nothere: No such file");
+}
+
+TEST(fashion_mnist_test_split) {
+  FILE *probe = fopen("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", "rb");
+  if (!probe) TEST_SKIP("Debian's dataset-fashion-mnist is not installed (/usr/share/datasets/fashion-mnist)");
+  fclose(probe);
+  edm2_dataset *d = NULL;
+  ASSERT_OK(edm2_dataset_open(&d, "fashion-mnist:test", &LABELS));
+  const edm2_dataset_info *in = edm2_dataset_get_info(d);
+  ASSERT_EQ_INT(in->n, 10000);
+  ASSERT_EQ_INT(in->channels, 1);
+  ASSERT_EQ_INT(in->height, 32);
+  ASSERT_EQ_INT(in->width, 32);
+  ASSERT_EQ_INT(in->label_dim, 10);
+  ASSERT_STR_EQ(in->path, "/usr/share/datasets/fashion-mnist:test");
+  uint8_t img[1024];
+  float label[10];
+  ASSERT_OK(edm2_dataset_read(d, 0, img, label));
+  /* Test item 0 is an ankle boot (class 9), like training item 0. */
+  for (int j = 0; j < 10; j++) ASSERT_NEAR(label[j], j == 9 ? 1.0 : 0.0, 0);
+  long count[10] = {0};
+  for (int64_t i = 0; i < in->n; i++) {
+    ASSERT_OK(edm2_dataset_read(d, i, img, label));
+    for (int r = 0; r < 32; r++)
+      for (int c = 0; c < 32; c++)
+        if (r < 2 || r >= 30 || c < 2 || c >= 30) ASSERT_EQ_INT(img[r * 32 + c], 0);
+    for (int j = 0; j < 10; j++) count[j] += label[j] == 1.0f;
+  }
+  for (int j = 0; j < 10; j++) ASSERT_EQ_INT(count[j], 1000);
+  edm2_dataset_close(&d);
+}
+
 TEST_MAIN(idx_pads_to_power_of_two_and_reads_labels, idx_non_square_is_centred, idx_errors_name_the_file,
           folder_sorted_chw_one_hot, folder_symlinks, zip_equals_folder, npy_latents_and_vector_labels, npy_uint8_images, png_conversions,
-          folder_errors_name_the_file, zip_errors_name_the_entry, fashion_mnist)
+          folder_errors_name_the_file, zip_errors_name_the_entry, fashion_mnist, idx_test_split, fashion_mnist_test_split)
