@@ -73,6 +73,12 @@ ec_status edm2_scorer_add(edm2_scorer *s, const uint8_t *img, int n, int C, int 
   return EC_OK;
 }
 
+void edm2_scorer_reset(edm2_scorer *s) {
+  for (int m = 0; m < EDM2_METRIC_COUNT; m++)
+    if (s->want[m]) edm2_stats_reset(&s->stats[m]);
+  s->added = 0;
+}
+
 /* Upper triangle of m2 += n·δδᵀ. */
 static void add_outer(double *m2, const double *delta, double n, int64_t D) {
   for (int64_t i = 0; i < D; i++)

@@ -38,6 +38,8 @@ ec_status edm2_scorer_init(edm2_scorer *s, const int want[EDM2_METRIC_COUNT], co
 /* Features of n images (n, C, H, W) into every wanted metric's statistics. NaN or infinite
  * features fail, naming the metric (and `what`, the images' source, if not NULL). */
 ec_status edm2_scorer_add(edm2_scorer *s, const uint8_t *img, int n, int C, int H, int W, const char *what);
+/* Empties the statistics (the detectors stay loaded), for another set of images. */
+void edm2_scorer_reset(edm2_scorer *s);
 /* Collective over d: afterwards every rank holds the statistics of all ranks' images. */
 ec_status edm2_scorer_reduce(edm2_scorer *s, const edm2_dist *d);
 /* The statistics of the wanted metrics (f->metric[m]; dim 0 for the others), num_images set.
