@@ -23,7 +23,7 @@
 enum {
   OPT_RUN, OPT_DB, OPT_METRIC, OPT_SIGMA, OPT_HALF, OPT_AT, OPT_NUM, OPT_REPEATS, OPT_SEED, OPT_GUIDANCE, OPT_GNET,
   OPT_REF, OPT_WEIGHTS, OPT_VAL_DATA, OPT_VAL_FIRST, OPT_STEPS, OPT_REDO, OPT_THREADS, OPT_MEM, OPT_QUIET,
-  OPT_BASE, OPT_TENSORS, OPT_EVERY, OPT_CSV, OPT_JSON, OPT_HELP
+  OPT_BASE, OPT_TENSORS, OPT_USE_PROFILES, OPT_EVERY, OPT_CSV, OPT_JSON, OPT_HELP
 };
 
 #define RUN_OPT {"run", 1, OPT_RUN, "RUN", "the training run directory (RUN/snapshots, RUN/config.json)"}
@@ -42,6 +42,7 @@ enum {
       {"redo", 0, OPT_REDO, NULL, "evaluate again what the database holds (replacing the rows)"},           \
       {"threads", 1, OPT_THREADS, "N", "threads per process (default: all online CPUs)"},                   \
       {"mem-limit", 1, OPT_MEM, "SIZE", "memory budget of the reconstruction (default 4Gi)"},               \
+      {"use-profiles", 1, OPT_USE_PROFILES, "LIST", "the stored EMA profiles the reconstruction uses (default all)"}, \
       {"quiet", 0, OPT_QUIET, NULL, "no progress or per-evaluation lines"}, DB_OPT,                         \
       {"help", 0, OPT_HELP, NULL, "print this help and exit"}
 
@@ -75,6 +76,7 @@ static const ec_cli_opt pa_opts[] = {
     RUN_OPT,
     {"sigma-rel", 1, OPT_SIGMA, "LIST", "target EMA lengths (default 0.05,0.10,0.15,0.20)"},
     {"at", 1, OPT_AT, "NIMG|latest", "the time of the targets (default latest)"},
+    {"use-profiles", 1, OPT_USE_PROFILES, "LIST", "the stored EMA profiles to use (default: the run's, config.json)"},
     {"redo", 0, OPT_REDO, NULL, "replace rows the database holds"},
     DB_OPT,
     {"help", 0, OPT_HELP, NULL, "print this help and exit"},
@@ -186,6 +188,7 @@ static ec_status parse(ec_cli *cli, int argc, char **argv, args *a, int *help) {
     case OPT_QUIET: a->o.quiet = 1; break;
     case OPT_BASE: st = ec_parse_f64("--base-sigma", arg, &a->base), a->have_base = 1; break;
     case OPT_TENSORS: a->tensors = arg; break;
+    case OPT_USE_PROFILES: a->o.use_profiles = arg; break;
     case OPT_EVERY: a->every = arg; break;
     case OPT_CSV: a->csv = 1; break;
     case OPT_JSON: a->json = 1; break;

@@ -292,6 +292,7 @@ static ec_status make_models(const edm2_sweep_opts *o, int64_t at, const char *s
   ra.plan.snapshots = snaps;
   ra.plan.sigma_rel = sigma_text;
   ra.plan.half_life = half_text;
+  ra.plan.use_profiles = o->use_profiles;
   ra.plan.at = at;
   ra.out_dir = dir;
   ra.force = 1;
@@ -654,7 +655,18 @@ ec_status edm2_sweep_profile_accuracy(const edm2_sweep_opts *o, int64_t at, edm2
   int n = 0;
   while (n < nt && times[n] <= at) n++;
   double stored[16];
-  const int P = stored_profiles(o->run, stored, 16);
+  int P = stored_profiles(o->run, stored, 16);
+  if (o->use_profiles) { /* the profiles the reconstruction would use */
+    double *u = NULL;
+    int nu = 0;
+    if ((st = phema_list_parse(o->use_profiles, &u, &nu))) {
+      free(times);
+      return ec_err_context(st, "--use-profiles");
+    }
+    P = nu < 16 ? nu : 16;
+    memcpy(stored, u, (size_t)P * sizeof *u);
+    free(u);
+  }
   double *sig = NULL;
   int nsig = 0;
   if ((st = phema_list_parse(o->sigma_rel ? o->sigma_rel : "0.05,0.10,0.15,0.20", &sig, &nsig))) {

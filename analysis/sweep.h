@@ -38,6 +38,7 @@ typedef struct {
   const char *metric;      /* "val-loss" (default), "fid", "fd_dinov2" */
   const char *sigma_rel;   /* EMA lengths, posthoc/ema_list.h syntax; NULL with half_life only */
   const char *half_life;   /* exponential EMAs, "2Mi,500000" (posthoc/plan.h); NULL: none */
+  const char *use_profiles; /* stored profiles that enter the reconstruction (NULL: all) */
   int64_t num;             /* images per evaluation; 0: the metric's default */
   int repeats;             /* >= 1 */
   int64_t seed;            /* the first seed (val-loss noise; fid image seeds) */
