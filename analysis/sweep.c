@@ -200,6 +200,22 @@ static ec_status evaluator_init(evaluator *e, const edm2_sweep_opts *o) {
   return EC_OK;
 }
 
+/* Checks the options that need no file, and the image count rows are keyed by. */
+static ec_status metric_num(const edm2_sweep_opts *o, int64_t *num) {
+  edm2_metric m;
+  if (!strcmp(o->metric, "val-loss")) {
+    edm2_valloss_opts vo;
+    edm2_valloss_opts_default(&vo);
+    *num = o->num > 0 ? o->num : vo.num;
+    return EC_OK;
+  }
+  if (edm2_metric_parse(o->metric, &m))
+    return ec_err(EC_EINVAL, "--metric %s: known metrics are val-loss, fid, fd_dinov2", o->metric);
+  if (!o->ref) return ec_err(EC_EINVAL, "--metric %s needs --ref STATS (edm2-metrics ref makes them)", o->metric);
+  *num = o->num > 0 ? o->num : 50000;
+  return EC_OK;
+}
+
 /* The metric of one network; collective for fid/fd_dinov2 (every rank computes a share of the
  * images), local for val-loss. */
 static ec_status evaluate(evaluator *e, edm2_net *net, double guidance, int repeat, const edm2_dist *d,
@@ -250,6 +266,13 @@ static void remove_tree(const char *dir) {
   }
   closedir(dp);
   rmdir(dir);
+}
+
+/* RUN/.sweep once empty (another sweep's models keep it). */
+static void rmdir_parent(const char *dir) {
+  char *p = ec_strdup(dir), *slash = p ? strrchr(p, '/') : NULL;
+  if (slash) *slash = 0, rmdir(p);
+  free(p);
 }
 
 /* Every rank uses rank 0's directory: its pid, shared by an all-reduce. */
@@ -389,18 +412,19 @@ ec_status edm2_sweep_ema(const edm2_sweep_opts *o, int64_t at, edm2_db *db, cons
   for (int i = 0; i < nsig && !st; i++) tg[i].sigma_rel = sig[i];
   for (int i = 0; i < nhl && !st; i++) tg[nsig + i].half_life = hl[i];
 
-  evaluator e;
+  /* What is missing. The evaluator (data, weights, reference statistics) loads only when
+   * something is: a sweep with nothing to do returns at once. */
+  evaluator e = {0};
   int have_e = 0;
-  if (!st && !(st = evaluator_init(&e, o))) have_e = 1;
+  int64_t num = 0;
+  if (!st) st = metric_num(o, &num);
   st = edm2_dist_agree(d, st);
-
-  /* What is missing. */
   int nmsig = 0, nmhl = 0, exists;
   for (int i = 0; i < nt && !st; i++)
     for (int g = 0; g < o->nguidance && !st && !todo[i]; g++)
       for (int r = 0; r < o->repeats && !st && !todo[i]; r++) {
         edm2_result k;
-        row_key(&k, run, at, &tg[i], o->guidance[g], o->gnet, o->metric, e.num, o->seed, r);
+        row_key(&k, run, at, &tg[i], o->guidance[g], o->gnet, o->metric, num, o->seed, r);
         if (!(st = edm2_db_exists(db, &k, &exists)) && (!exists || o->redo)) todo[i] = 1;
       }
   for (int i = 0; i < nt && !st; i++) {
@@ -418,6 +442,11 @@ ec_status edm2_sweep_ema(const edm2_sweep_opts *o, int64_t at, edm2_db *db, cons
                   msig[i], a);
   }
   if (!st) rep->skipped += (nt - nmiss) * o->nguidance * o->repeats;
+  if (!st && nmiss) {
+    if (!(st = evaluator_init(&e, o))) have_e = 1;
+    else evaluator_free(&e); /* what it loaded before failing */
+  }
+  st = edm2_dist_agree(d, st);
 
   /* One reconstruction pass for every missing target (rank 0), in the plan's order: power
    * targets by σ, then exponential ones by half-life — the order of todo. */
@@ -474,7 +503,7 @@ ec_status edm2_sweep_ema(const edm2_sweep_opts *o, int64_t at, edm2_db *db, cons
     edm2_net_free(&net);
   }
   if (e.valloss) st = edm2_dist_agree(d, st);
-  if (dir && d->rank == 0) remove_tree(dir);
+  if (dir && d->rank == 0) remove_tree(dir), rmdir_parent(dir);
   recon_report_free(&rr);
   if (have_e) evaluator_free(&e);
   free(dir), free(stext), free(htext), free(sig), free(hl), free(tg), free(todo), free(msig), free(mhl);
@@ -524,9 +553,10 @@ ec_status edm2_sweep_per_tensor(const edm2_sweep_opts *o, int64_t at, double bas
     }
     if (i < nsig) all[nall++] = v;
   }
-  evaluator e;
+  evaluator e = {0};
   int have_e = 0;
   if (!st && !(st = evaluator_init(&e, o))) have_e = 1;
+  else if (st) evaluator_free(&e); /* what it loaded before failing */
   char *dir = NULL, *text = NULL;
   recon_report rr = {0};
   long pid = shared_pid(d);
@@ -612,7 +642,7 @@ ec_status edm2_sweep_per_tensor(const edm2_sweep_opts *o, int64_t at, double bas
   free(mf);
   free(keep);
   if (have_base) edm2_net_free(&base);
-  if (dir && d->rank == 0) remove_tree(dir);
+  if (dir && d->rank == 0) remove_tree(dir), rmdir_parent(dir);
   recon_report_free(&rr);
   if (have_e) evaluator_free(&e);
   free(dir), free(text), free(sig), free(all);

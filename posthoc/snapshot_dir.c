@@ -96,7 +96,7 @@ ec_status snapdir_scan(snapdir *d, const char *dir) {
     snapdir_free(d);
     return st;
   }
-  qsort(d->entries, (size_t)d->n, sizeof *d->entries, cmp_entry);
+  if (d->n > 1) qsort(d->entries, (size_t)d->n, sizeof *d->entries, cmp_entry); /* entries may be NULL */
   return EC_OK;
 }
 
