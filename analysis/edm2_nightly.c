@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -496,6 +497,83 @@ static void run_failed(nightly_log *l, const char *name, const char *run, const 
   log_put(l, o, s ? "sweep" : "run");
 }
 
+/* ---- figures and report -------------------------------------------------------------------- */
+
+/* edm2-plot: $EDM2_PLOT, else next to this program (installed), else ../plots/edm2-plot (the
+ * build tree). NULL when none is there. */
+static char *find_plot(void) {
+  const char *e = getenv("EDM2_PLOT");
+  if (e && *e) return ec_strdup(e);
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return NULL;
+  self[n] = 0;
+  char *slash = strrchr(self, '/');
+  if (!slash) return NULL;
+  *slash = 0;
+  const char *tries[] = {"/edm2-plot", "/../plots/edm2-plot"};
+  for (int i = 0; i < 2; i++) {
+    char *p = ec_asprintf("%s%s", self, tries[i]);
+    if (p && access(p, X_OK) == 0) return p;
+    free(p);
+  }
+  return NULL;
+}
+
+/* Runs `edm2-plot WHAT --run RUN --quiet`; its last stderr line into msg on failure. */
+static int run_plot(const char *plot, const char *what, const char *run, char *msg, size_t cap) {
+  char errpath[] = "/tmp/edm2-nightly-plot-XXXXXX";
+  int fd = mkstemp(errpath);
+  if (fd < 0) return snprintf(msg, cap, "%s", strerror(errno)), -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, 1);
+    dup2(fd, 2);
+    execl(plot, plot, what, "--run", run, "--quiet", (char *)NULL);
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0) status = -1;
+  msg[0] = 0;
+  FILE *f = fdopen(fd, "r");
+  if (f) {
+    rewind(f);
+    char line[1024];
+    while (fgets(line, sizeof line, f)) snprintf(msg, cap, "%s", line);
+    fclose(f);
+  } else {
+    close(fd);
+  }
+  unlink(errpath);
+  msg[strcspn(msg, "\n")] = 0;
+  return status == 0 ? 0 : 1;
+}
+
+/* After a run's sweeps: its figures and report, when something changed or the report is missing.
+ * A failure is logged (status "failed") but does not fail the run: the rows are what matter. */
+static void refresh_figures(nightly_log *l, const char *name, const char *run, int changed) {
+  char *index = ec_asprintf("%s/report/index.html", run);
+  int missing = index && access(index, F_OK) != 0;
+  free(index);
+  if (!changed && !missing) return;
+  cJSON *o = obj();
+  cJSON_AddStringToObject(o, "run", name);
+  char *plot = find_plot();
+  char msg[1024] = "";
+  if (!plot) {
+    cJSON_AddStringToObject(o, "status", "failed");
+    cJSON_AddStringToObject(o, "message", "edm2-plot not found (set EDM2_PLOT)");
+  } else {
+    run_plot(plot, "all", run, msg, sizeof msg); /* figures without data are skipped: not a failure here */
+    int rc = run_plot(plot, "report", run, msg, sizeof msg);
+    cJSON_AddStringToObject(o, "status", rc ? "failed" : "done");
+    cJSON_AddStringToObject(o, "message", rc ? msg : "");
+  }
+  free(plot);
+  log_put(l, o, "figures");
+}
+
 static void process_run(const nightly_config *c, const char *dir, const char *name, edm2_db *shared_db,
                         nightly_log *l, totals *tot) {
   const double t0 = now_s();
@@ -615,6 +693,7 @@ static void process_run(const nightly_config *c, const char *dir, const char *na
   }
 done:
   if (own_db) edm2_db_close(&own_db);
+  if (run && times) refresh_figures(l, name, run, evaluated > 0 || models > 0);
   tot->evaluated += evaluated, tot->skipped += skipped, tot->models += models;
   char dur[32];
   ec_format_duration(dur, sizeof dur, now_s() - t0);
@@ -802,11 +881,6 @@ int main(int argc, char **argv) {
   for (int i = 0; i < nruns; i++) free(names[i]);
   free(names);
 
-  {
-    cJSON *o = obj();
-    cJSON_AddStringToObject(o, "message", "figures: not available yet (issue 10)");
-    log_put(&lg, o, "figures");
-  }
   if (lg.failed) rc = EXIT_FAILED;
   {
     cJSON *o = obj();

@@ -43,7 +43,7 @@ enum {
       {"threads", 1, OPT_THREADS, "N", "threads per process (default: all online CPUs)"},                   \
       {"mem-limit", 1, OPT_MEM, "SIZE", "memory budget of the reconstruction (default 4Gi)"},               \
       {"use-profiles", 1, OPT_USE_PROFILES, "LIST", "the stored EMA profiles the reconstruction uses (default all)"}, \
-      {"quiet", 0, OPT_QUIET, NULL, "no progress or per-evaluation lines"}, DB_OPT,                         \
+      {"quiet", 0, OPT_QUIET, NULL, "no per-evaluation lines on stderr (the results still print)"}, DB_OPT,                         \
       {"help", 0, OPT_HELP, NULL, "print this help and exit"}
 
 static const ec_cli_opt ema_opts[] = {
@@ -315,7 +315,7 @@ static ec_status run_cmd(int which, int argc, char **argv, const edm2_dist *d) {
   }
   if (!st && which < 4) {
     summary(names[which], &rep, d);
-    if (which != 3 && d->rank == 0 && !a.o.quiet) {
+    if (which != 3 && d->rank == 0) { /* the results: on stdout even with --quiet */
       char *rp = realpath(a.o.run, NULL);
       st = edm2_db_write(db, rp, stdout, EDM2_DB_TABLE);
       free(rp);

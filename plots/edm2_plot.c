@@ -11,6 +11,7 @@
 #include "core/cli.h"
 #include "edm2c_config.h"
 #include "plots/figures.h"
+#include "plots/report.h"
 
 #define PROG "edm2-plot"
 
@@ -47,7 +48,8 @@ static void help(FILE *f) {
   const plot_figure *tables[] = {plot_figures_run, plot_figures_db};
   for (int t = 0; t < 2; t++)
     for (const plot_figure *g = tables[t]; g->name; g++) fprintf(f, "  %-16s %s (%s)\n", g->name, g->summary, g->sources);
-  fprintf(f, "  %-16s every figure that has data; the others are skipped with a note\n\n", "all");
+  fprintf(f, "  %-16s every figure that has data; the others are skipped with a note\n", "all");
+  fprintf(f, "  %-16s RUN/report/index.html: the configuration, the best EMA lengths and every figure\n\n", "report");
   fprintf(f, "Options:\n");
   for (const ec_cli_opt *o = options; o->name; o++)
     fprintf(f, "  --%s%s%-*s %s\n", o->name, o->has_arg ? " " : "", (int)(18 - strlen(o->name)), o->has_arg ? o->metavar : "",
@@ -80,8 +82,9 @@ int main(int argc, char **argv) {
     return 0;
   }
   const char *name = argv[1];
-  const plot_figure *fig = strcmp(name, "all") ? find(name) : NULL;
-  if (!fig && strcmp(name, "all")) {
+  const int is_report = !strcmp(name, "report"), is_all = !strcmp(name, "all");
+  const plot_figure *fig = is_all || is_report ? NULL : find(name);
+  if (!fig && !is_all && !is_report) {
     fprintf(stderr, PROG ": unknown figure '%s'\nTry '" PROG " --help'.\n", name);
     return 2;
   }
@@ -96,7 +99,7 @@ int main(int argc, char **argv) {
     case OPT_RUN: c.run = arg; break;
     case OPT_DB: c.db_path = arg; break;
     case OPT_OUT: out = arg; break;
-    case OPT_FORMAT: st = parse_formats(arg, &c.formats); break;
+    case OPT_FORMAT: st = parse_formats(arg, &c.formats), c.formats_given = 1; break;
     case OPT_METRIC: c.metric = arg; break;
     case OPT_SIGMA: c.sigma_rel = arg; break;
     case OPT_KEY: c.key = arg; break;
@@ -120,7 +123,14 @@ int main(int argc, char **argv) {
     return 2;
   }
   snprintf(c.out, sizeof c.out, "%s", out ? out : "");
-  if (!out) snprintf(c.out, sizeof c.out, "%s/figures", c.run);
+  if (!out) snprintf(c.out, sizeof c.out, "%s/%s", c.run, is_report ? "report" : "figures");
+  if (is_report) {
+    if (!out && !c.formats_given) c.formats = PLOT_PNG;
+    st = plot_report(&c);
+    if (st) fprintf(stderr, PROG ": report: %s\n", ec_errmsg());
+    if (c.db) edm2_db_close(&c.db);
+    return st ? 1 : 0;
+  }
 
   int failed = 0;
   const plot_figure *tables[] = {plot_figures_run, plot_figures_db};

@@ -26,6 +26,7 @@ typedef struct {
   const char *db_path; /* --db (default RUN/results.sqlite) */
   char out[4096];      /* --out (default RUN/figures), created when needed */
   int formats;         /* PLOT_* bits (default all three) */
+  int formats_given;   /* --format was given */
   const char *metric;  /* --metric filter (NULL: the figure's default) */
   const char *sigma_rel; /* --sigma-rel (profiles) */
   const char *key;     /* --key (lr-interaction: the config key that differs) */

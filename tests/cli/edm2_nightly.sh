@@ -9,7 +9,8 @@
 # Needs: EDM2_NIGHTLY, EDM2_TRAIN (set by meson); /usr/bin/python3 (standard library only:
 # sqlite3, zipfile); flock (util-linux) for the lock check (python's fcntl otherwise).
 . "$(dirname "$0")/lib.sh"
-: "${EDM2_NIGHTLY:?}" "${EDM2_TRAIN:?}"
+: "${EDM2_NIGHTLY:?}" "${EDM2_TRAIN:?}" "${EDM2_PLOT:?}"
+export EDM2_PLOT
 PY=/usr/bin/python3
 if ! [ -x "$PY" ] || ! "$PY" -c 'import sqlite3, zipfile' 2>/dev/null; then
   echo "1..0 # SKIP /usr/bin/python3 with sqlite3 is not installed"
@@ -107,14 +108,18 @@ check "first pass: 3 rows at 2Ki in each run" bash -c '
   is a "$1" 3 && is b "$2" 3 && is "a at 2048" "$3" 3 && grep -q "^a: 3 evaluated" "$4" && grep -q "^b: 3 evaluated" "$4"' _ \
   "$(rows a)" "$(rows b)" "$(rows a nimg=2048)" "$OUT"
 check "first pass: log" bash -c 'is evaluated "$1" 6 && is models "$2" 6 && is exit "$3" 0 &&
-  grep -q "figures: not available yet (issue 10)" "$4"' _ \
+  [ "$(grep -c "\"event\":\"figures\".*\"status\":\"done\"" "$4")" = 2 ]' _ \
   "$(last_end evaluated)" "$(last_end models)" "$(last_end exit)" "$R/edm2-nightly.log"
+check "first pass: each run's report and figures" test -s "$R/a/report/index.html" -a -s "$R/b/report/index.html" \
+  -a -s "$R/a/figures/loss.png"
+report_time=$(stat -c %Y "$R/a/report/index.html")
 check "lock file and log under DIR" test -f "$R/.edm2-nightly.lock" -a -s "$R/edm2-nightly.log"
 
 expect "second pass" 0 "" -- "$N" --runs "$R" --config "$W/cfg.json"
 check "second pass does nothing" bash -c 'is evaluated "$1" 0 && is models "$2" 0 && is skipped "$3" 6 &&
   is rows "$4$5" 33 && grep -q "^a: nothing to do" "$6" && grep -q "^b: nothing to do" "$6"' _ \
   "$(last_end evaluated)" "$(last_end models)" "$(last_end skipped)" "$(rows a)" "$(rows b)" "$OUT"
+check "second pass: the report is not redrawn" test "$(stat -c %Y "$R/a/report/index.html")" = "$report_time"
 
 train a 3072 # resumes: a new snapshot at 3Ki
 expect "pass after a new snapshot" 0 "" -- "$N" --runs "$R" --config "$W/cfg.json"
