@@ -58,7 +58,7 @@ expect "truncated npz" 1 "cut.npz" -- "$M" fd "$WORK/cut.npz" "$G/fd_a.npz"
 # Usage: exit 2.
 expect "one file" 2 "expected two statistics files" -- "$M" fd "$G/fd_a.npz"
 expect "bad --metric" 2 "unknown metric" -- "$M" fd "$G/fd_a.npz" "$G/fd_a.npz" --metric is
-expect "unknown command" 2 "known: fd" -- "$M" calc --images x
+expect "unknown command" 2 "known: ref, calc, gen, features, fd" -- "$M" kid --images x
 expect "no command" 2 "missing command" -- "$M"
 expect "help" 0 "" -- "$M" --help
 grep -q '^  fd A B' "$OUT" && ok "help lists fd" || not_ok "help lists fd" "$(cat "$OUT")"
