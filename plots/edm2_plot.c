@@ -118,8 +118,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[1 + ec_cli_optind(&cli)]);
     return 2;
   }
-  if (!c.run && !(out && c.db_path)) {
-    fprintf(stderr, PROG ": --run RUN is required (or --db FILE and --out DIR)\n");
+  if (!c.run && !(out && (c.db_path || c.runs))) { /* --runs: lr-interaction reads each run's database */
+    fprintf(stderr, PROG ": --run RUN is required (or --db FILE or --runs DIR|LIST, and --out DIR)\n");
     return 2;
   }
   snprintf(c.out, sizeof c.out, "%s", out ? out : "");
