@@ -10,7 +10,7 @@
 # (naming gnuplot-nox, the data files still written). Needs: EDM2_PLOT, EDM2_TRAIN (set by meson);
 # /usr/bin/python3 (standard library); gnuplot for the drawing checks (skipped without it).
 . "$(dirname "$0")/lib.sh"
-: "${EDM2_PLOT:?}" "${EDM2_TRAIN:?}"
+: "${EDM2_PLOT:?}" "${EDM2_TRAIN:?}" "${EDM2_SWEEP:?}"
 PY=/usr/bin/python3
 if ! [ -x "$PY" ]; then
   echo "1..0 # SKIP /usr/bin/python3 is not installed"
@@ -168,6 +168,27 @@ for l in open(sys.argv[1]):
   is "--format png writes only PNG (and the data)" "$(cd "$W/png" && LC_ALL=C ls | grep -v '\.dat$' | tr '\n' ' ')" \
     "profiles-family.png profiles.png "
 fi
+
+# the report: a sweep into the run's database, then RUN/report/index.html
+if "$EDM2_SWEEP" ema --run "$RUN" --sigma-rel 0.05,0.10,0.15 --val-data "$W/data" --num 8 --threads 1 --quiet >"$OUT" 2>"$ERR"; then
+  ok "a val-loss sweep for the report"
+else
+  not_ok "sweep" "$(tail -1 "$ERR")"
+fi
+expect "report" 0 "" -- "$P" report --run "$RUN"
+H=$RUN/report/index.html
+if grep -q "<h2>Best EMA length</h2>" "$H" && grep -q "<td>val-loss</td>" "$H" && grep -q '<img src="loss.png"' "$H" &&
+  grep -q '<img src="ema-sweep.png"' "$H" && [ -s "$RUN/report/loss.png" ] && [ -s "$RUN/report/ema-sweep.png" ] &&
+  ! grep -qi 'src="http\|href="http' "$H" && grep -q "Figures not drawn" "$H" && grep -q "<th>preset</th>" "$H"; then
+  ok "report: best table, figures beside the page, skipped ones listed, config, no external assets"
+else
+  not_ok "report" "$(sed -e 's/<[^>]*>/ /g' "$H" | tr -s ' \n' | head -c 300)"
+fi
+for img in $(grep -o 'src="[^"]*"' "$H" | sed 's/src="//; s/"$//'); do
+  [ -s "$RUN/report/$img" ] || not_ok "report image $img" "missing"
+done
+ok "every image the report shows exists"
+expect "report without a run" 2 "" -- "$P" report
 
 # errors: one line, exit 1
 mkdir -p "$W/empty"
