@@ -229,7 +229,7 @@ static ec_status parse_sweep(const cJSON *o, const char *path, const char *cfg_d
   ec_status st = check_keys(o, path, where, sweep_keys);
   if (st) return st;
   const cJSON *v;
-  int64_t x;
+  int64_t x = 0;
   /* kind and metric are required. */
   v = cJSON_GetObjectItemCaseSensitive(o, "kind");
   if (!v) return ec_err(EC_EINVAL, "%s: %s: required key 'kind' missing (\"ema\")", path, where);
@@ -375,7 +375,7 @@ static ec_status load_config(nightly_config *c, const char *path) {
   if ((v = cJSON_GetObjectItemCaseSensitive(root, "log")) && (st = get_path(v, path, cfg_dir, "", "log", &c->log)))
     goto done;
   if ((v = cJSON_GetObjectItemCaseSensitive(root, "threads"))) {
-    int64_t x;
+    int64_t x = 0;
     if ((st = get_int(v, path, "", "threads", 0, 4096, &x))) goto done;
     c->threads = (int)x;
   }

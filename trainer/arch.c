@@ -30,7 +30,8 @@ static int add_tensor(builder *b, edm2_kind kind, const char *fmt_prefix, const 
   }
   edm2_tensor *t = &a->tensors[a->n_tensors];
   memset(t, 0, sizeof *t);
-  snprintf(t->name, sizeof t->name, "%s%s%s", fmt_prefix, *fmt_prefix && *suffix ? "." : "", suffix);
+  const int len = snprintf(t->name, sizeof t->name, "%s%s%s", fmt_prefix, *fmt_prefix && *suffix ? "." : "", suffix);
+  EC_ASSERT(len > 0 && (size_t)len < sizeof t->name); /* EDM2_NAME_MAX fits every EDM2 name */
   t->kind = kind;
   t->ndim = ndim;
   int64_t d[4] = {d0, d1, d2, d3};
@@ -49,7 +50,8 @@ static int add_tensor(builder *b, edm2_kind kind, const char *fmt_prefix, const 
 
 static int add_weight(builder *b, const char *module, const char *param, int out, int in, int k) {
   char prefix[EDM2_NAME_MAX];
-  snprintf(prefix, sizeof prefix, "%s%s%s", module, *param ? "." : "", param);
+  const int len = snprintf(prefix, sizeof prefix, "%s%s%s", module, *param ? "." : "", param);
+  EC_ASSERT(len > 0 && (size_t)len < sizeof prefix);
   return k ? add_tensor(b, EDM2_PARAM, prefix, "weight", 4, out, in, k, k)
            : add_tensor(b, EDM2_PARAM, prefix, "weight", 2, out, in, 0, 0);
 }

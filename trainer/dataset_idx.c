@@ -196,7 +196,7 @@ static ec_status read_labels(edm2_dataset *d, const char *path, const char *imag
   if (!f) return st;
   uint8_t *bytes = NULL;
   int32_t *classes = NULL;
-  uint32_t n;
+  uint32_t n = 0;
   if ((st = read_header(f, path, IDX_MAGIC_LABELS, 1, &n))) goto done;
   if ((int64_t)n != d->info.n) {
     st = ec_err(EC_EFORMAT, "%s: %u labels for the %lld images of %s", path, n, (long long)d->info.n, images);

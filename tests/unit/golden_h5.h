@@ -27,8 +27,8 @@ static inline hid_t golden_open_file(const char *name) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   for (int i = 0; i < 4; i++) {
     if (i == 0 && !env) continue;
-    snprintf(path, sizeof path, "%s%s/%s", cands[i][0], cands[i][1], name);
-    if (access(path, R_OK) == 0) return H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int len = snprintf(path, sizeof path, "%s%s/%s", cands[i][0], cands[i][1], name);
+    if (len > 0 && (size_t)len < sizeof path && access(path, R_OK) == 0) return H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   }
   return H5I_INVALID_HID;
 }
