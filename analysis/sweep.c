@@ -115,6 +115,25 @@ static void json_string(const char *json, const char *key, char *out, size_t cap
   out[k] = 0;
 }
 
+/* An EMA-length list (posthoc/ema_list.h) with every value rounded to 10 significant digits:
+ * the "..." expansion keeps binary rounding (0.06 may come out as 0.060000000000000005 from one
+ * list and 0.06 from another), and rows are keyed by the value, so that two sweeps naming the
+ * same length must store it the same way. No list is fine-grained enough for the rounding to
+ * matter to the reconstruction. Duplicates after rounding are dropped. */
+static ec_status sigma_list(const char *text, double **values, int *count) {
+  ec_status st = phema_list_parse(text, values, count);
+  if (st) return st;
+  int k = 0;
+  for (int i = 0; i < *count; i++) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.10g", (*values)[i]);
+    double v = strtod(buf, NULL);
+    if (k == 0 || v != (*values)[k - 1]) (*values)[k++] = v;
+  }
+  *count = k;
+  return EC_OK;
+}
+
 /* ---- evaluation ------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -398,7 +417,7 @@ ec_status edm2_sweep_ema(const edm2_sweep_opts *o, int64_t at, edm2_db *db, cons
   if (st) return st;
   double *sig = NULL, *hl = NULL;
   int nsig = 0, nhl = 0;
-  if (o->sigma_rel && (st = phema_list_parse(o->sigma_rel, &sig, &nsig))) return ec_err_context(st, "--sigma-rel");
+  if (o->sigma_rel && (st = sigma_list(o->sigma_rel, &sig, &nsig))) return ec_err_context(st, "--sigma-rel");
   if (o->half_life && (st = plan_parse_half_lives(o->half_life, &hl, &nhl))) {
     free(sig);
     return ec_err_context(st, "--half-life");
@@ -538,7 +557,7 @@ ec_status edm2_sweep_per_tensor(const edm2_sweep_opts *o, int64_t at, double bas
   double *sig = NULL;
   int nsig = 0;
   if (!o->sigma_rel) return ec_err(EC_EINVAL, "--sigma-rel LIST is required");
-  if ((st = phema_list_parse(o->sigma_rel, &sig, &nsig))) return ec_err_context(st, "--sigma-rel");
+  if ((st = sigma_list(o->sigma_rel, &sig, &nsig))) return ec_err_context(st, "--sigma-rel");
   /* The models: the base and every σ, in one pass. */
   double *all = ec_mallocarray((size_t)nsig + 1, sizeof *all);
   int nall = 0, base_idx = -1;
@@ -699,7 +718,7 @@ ec_status edm2_sweep_profile_accuracy(const edm2_sweep_opts *o, int64_t at, edm2
   }
   double *sig = NULL;
   int nsig = 0;
-  if ((st = phema_list_parse(o->sigma_rel ? o->sigma_rel : "0.05,0.10,0.15,0.20", &sig, &nsig))) {
+  if ((st = sigma_list(o->sigma_rel ? o->sigma_rel : "0.05,0.10,0.15,0.20", &sig, &nsig))) {
     free(times);
     return ec_err_context(st, "--sigma-rel");
   }

@@ -77,6 +77,8 @@ grep -q "3 evaluated, 0 already" "$ERR" && ok "--redo evaluates again" || not_ok
 is "--redo: the same values (deterministic), no duplicates" "$(sql "$DB" "SELECT value FROM results WHERE nimg = 3072 ORDER BY sigma_rel")" "$before"
 expect "--at all" 0 "" -- "$S" ema --run "$RUN" --sigma-rel 0.05,0.10 --at all "${V[@]}" --quiet
 is "rows at every time" "$(sql "$DB" "SELECT nimg, count(*) FROM results WHERE tensor_rule = '' GROUP BY nimg ORDER BY nimg" | tr '\n' ' ')" "1024|2 2048|2 3072|3 "
+expect "the same lengths from another list" 0 "" -- "$S" ema --run "$RUN" --sigma-rel 0.025,0.050,...,0.150 "${V[@]}" --quiet
+grep -q "3 evaluated, 3 already in the database, 3 models reconstructed" "$ERR" && ok "lists are keyed by value (0.05, 0.10, 0.15 again from '...')" || not_ok "list keys" "$(cat "$ERR")"
 expect "evolution" 0 "" -- "$S" evolution --run "$RUN" --sigma-rel 0.05,0.15 --every 2Ki "${V[@]}" --quiet
 is "evolution: 2Ki gets 0.15" "$(count "nimg = 2048 AND sigma_rel = 0.15")" 1
 expect "per-tensor" 0 "" -- "$S" per-tensor --run "$RUN" --base-sigma 0.10 --sigma-rel 0.05,0.15 \
