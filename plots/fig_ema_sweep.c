@@ -63,15 +63,8 @@ int fig_ema_sweep(plot_ctx *c) {
     dbfig_time(sel[0]->nimg, t, sizeof t);
     if (runs > 1) snprintf(title, sizeof title, "%s vs EMA length: %d runs at their latest snapshot", dbfig_metric_label(metric), runs);
     else snprintf(title, sizeof title, "%s vs EMA length: %s at %s", dbfig_metric_label(metric), dbfig_run_name(sel[0]->run), t);
-    char bandt[96];
-    snprintf(bandt, sizeof bandt, "min/max over %d evaluations", maxrep);
-    dbfig_vars_str(&v, "title_text", title);
-    dbfig_vars_str(&v, "ylabel_text", dbfig_metric_label(metric));
-    dbfig_vars_num(&v, "ncurves", (double)n);
-    dbfig_vars_num(&v, "band", band);
-    dbfig_vars_str(&v, "band_title", bandt);
+    dbfig_curve_vars(&v, title, metric, band, maxrep, titles, n);
     dbfig_vars_num(&v, "labels", n <= 3); /* "σ_rel = 3.9 %" next to the marker; else in the key */
-    dbfig_vars_array(&v, "titles", titles, n);
     st = dbfig_render(c, &v, "ema-sweep", "ema-sweep");
   }
   dbfig_strings_free(titles, d.sweeps.n);

@@ -67,14 +67,7 @@ int fig_guidance(plot_ctx *c) {
     char title[1024], t[96];
     snprintf(title, sizeof title, "%s vs EMA length per guidance strength: %s at %s", dbfig_metric_label(metric),
              dbfig_run_name(run), dbfig_time(nimg, t, sizeof t));
-    dbfig_vars_str(&v, "title_text", title);
-    dbfig_vars_str(&v, "ylabel_text", dbfig_metric_label(metric));
-    dbfig_vars_num(&v, "ncurves", (double)n);
-    dbfig_vars_num(&v, "band", band);
-    char bt[96];
-    snprintf(bt, sizeof bt, "min/max over %d evaluations", dbfig_max_count(sel, n));
-    dbfig_vars_str(&v, "band_title", bt);
-    dbfig_vars_array(&v, "titles", titles, n);
+    dbfig_curve_vars(&v, title, metric, band, dbfig_max_count(sel, n), titles, n);
     st = dbfig_render(c, &v, "guidance", "guidance");
   }
 done:

@@ -343,14 +343,7 @@ int fig_lr_interaction(plot_ctx *c) {
     else
       snprintf(title, sizeof title, "%s vs EMA length for %zu runs differing in %s, at %s", dbfig_metric_label(metric), n,
                what, dbfig_time(sel[0]->nimg, t, sizeof t));
-    dbfig_vars_str(&v, "title_text", title);
-    dbfig_vars_str(&v, "ylabel_text", dbfig_metric_label(metric));
-    dbfig_vars_num(&v, "ncurves", (double)n);
-    dbfig_vars_num(&v, "band", band);
-    char bt[96];
-    snprintf(bt, sizeof bt, "min/max over %d evaluations", dbfig_max_count(sel, n));
-    dbfig_vars_str(&v, "band_title", bt);
-    dbfig_vars_array(&v, "titles", titles, n);
+    dbfig_curve_vars(&v, title, metric, band, dbfig_max_count(sel, n), titles, n);
     st = dbfig_render(c, &v, "lr-interaction", "lr-interaction");
   }
 done:

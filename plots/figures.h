@@ -92,6 +92,11 @@ void dbfig_vars_str(dbfig_vars *v, const char *name, const char *value);
 void dbfig_vars_num(dbfig_vars *v, const char *name, double x);
 void dbfig_vars_array(dbfig_vars *v, const char *name, char *const *values, size_t n);
 void dbfig_vars_free(dbfig_vars *v);
+/* The variables every curves-against-EMA-length script takes: title_text, ylabel_text (the
+ * metric's label), ncurves, band (draw min/max bands), band_title ("min/max over R
+ * evaluations", R the most repeats of any curve) and the curves' titles. */
+void dbfig_curve_vars(dbfig_vars *v, const char *title, const char *metric, int band, int max_repeats,
+                      char *const *titles, size_t n);
 /* Renders plots/script.gp with the variables (and frees them). */
 int dbfig_render(plot_ctx *c, dbfig_vars *v, const char *script, const char *figure);
 void dbfig_strings_free(char **s, size_t n);

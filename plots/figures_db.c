@@ -236,6 +236,18 @@ void dbfig_vars_str(dbfig_vars *v, const char *name, const char *value) {
 
 void dbfig_vars_num(dbfig_vars *v, const char *name, double x) { fprintf(v->f, "%s=%.10g; ", name, x); }
 
+void dbfig_curve_vars(dbfig_vars *v, const char *title, const char *metric, int band, int max_repeats,
+                      char *const *titles, size_t n) {
+  char bt[96];
+  snprintf(bt, sizeof bt, "min/max over %d evaluations", max_repeats);
+  dbfig_vars_str(v, "title_text", title);
+  dbfig_vars_str(v, "ylabel_text", dbfig_metric_label(metric));
+  dbfig_vars_num(v, "ncurves", (double)n);
+  dbfig_vars_num(v, "band", band);
+  dbfig_vars_str(v, "band_title", bt);
+  dbfig_vars_array(v, "titles", titles, n);
+}
+
 void dbfig_vars_array(dbfig_vars *v, const char *name, char *const *values, size_t n) {
   fprintf(v->f, "array %s[%zu] = [", name, n ? n : 1);
   for (size_t i = 0; i < n; i++) {

@@ -21,21 +21,8 @@ P=$EDM2_PLOT
 HAVE_GP=0
 gnuplot --version >/dev/null 2>&1 && HAVE_GP=1
 
-# 64 IDX images of 8x8 in 3 classes (as tests/cli/edm2_sweep.sh).
-"$PY" - "$W" <<'PYEOF' || exit 1
-import gzip, math, os, struct, sys
-w = sys.argv[1]
-def blob(i, c, x, y):
-    return int(255 * math.exp(-((x - 2 - 2 * c) ** 2 + (y - 3) ** 2) / 3))
-os.makedirs(w + "/data", exist_ok=True)
-n = 64
-img = bytearray(struct.pack(">IIII", 0x803, n, 8, 8))
-for i in range(n):
-    img += bytes(blob(i, i % 3, x, y) for y in range(8) for x in range(8))
-lab = struct.pack(">II", 0x801, n) + bytes(i % 3 for i in range(n))
-with gzip.open(w + "/data/train-images-idx3-ubyte.gz", "wb") as f: f.write(img)
-with gzip.open(w + "/data/train-labels-idx1-ubyte.gz", "wb") as f: f.write(lab)
-PYEOF
+# 64 IDX images of 8x8 in 3 classes.
+"$PY" "$(dirname "$0")/testdata.py" idx "$W/data" 64 3 || exit 1
 if "$EDM2_TRAIN" --preset test-micro --batch 8 --rampup 64 --decay 64 --status 256 --magnitudes 256 --snapshot 1Ki \
   --checkpoint 0 --threads 1 --quiet --data "$W/data" --outdir "$W/run" --duration 3Ki >"$OUT" 2>"$ERR"; then
   ok "train a run with status lines and activation magnitudes every 256 images, snapshots at 1Ki, 2Ki, 3Ki"

@@ -18,30 +18,9 @@ fi
 W=$WORK
 S=$EDM2_SWEEP
 
-# 64 IDX images of 8x8 in 3 classes (as tests/cli/edm2_generate.sh).
-"$PY" - "$W" <<'PYEOF' || exit 1
-import gzip, math, os, struct, sys
-w = sys.argv[1]
-def blob(i, c, x, y):
-    return int(255 * math.exp(-((x - 2 - 2 * c) ** 2 + (y - 3) ** 2) / 3))
-os.makedirs(w + "/data", exist_ok=True)
-n = 64
-img = bytearray(struct.pack(">IIII", 0x803, n, 8, 8))
-for i in range(n):
-    img += bytes(blob(i, i % 3, x, y) for y in range(8) for x in range(8))
-lab = struct.pack(">II", 0x801, n) + bytes(i % 3 for i in range(n))
-with gzip.open(w + "/data/train-images-idx3-ubyte.gz", "wb") as f: f.write(img)
-with gzip.open(w + "/data/train-labels-idx1-ubyte.gz", "wb") as f: f.write(lab)
-def npy(shape, vals):  # fd_dinov2 reference statistics as a .npz: mu = 0, sigma = I
-    header = "{'descr': '<f8', 'fortran_order': False, 'shape': %s, }" % (shape,)
-    header += " " * (118 - len(header)) + "\n"
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + struct.pack("<%dd" % len(vals), *vals)
-import zipfile
-D = 1024
-with zipfile.ZipFile(w + "/dino.npz", "w", zipfile.ZIP_DEFLATED) as z:
-    z.writestr("mu.npy", npy((D,), [0.0] * D))
-    z.writestr("sigma.npy", npy((D, D), [1.0 if i % (D + 1) == 0 else 0.0 for i in range(D * D)]))
-PYEOF
+# 64 IDX images of 8x8 in 3 classes; fd_dinov2 reference statistics (mu = 0, sigma = I).
+"$PY" "$(dirname "$0")/testdata.py" idx "$W/data" 64 3 || exit 1
+"$PY" "$(dirname "$0")/testdata.py" npz-identity "$W/dino.npz" 1024 || exit 1
 if "$EDM2_TRAIN" --preset test-micro --batch 8 --rampup 64 --decay 64 --status 0 --snapshot 1Ki --checkpoint 0 \
   --threads 1 --quiet --data "$W/data" --outdir "$W/run" --duration 3Ki >"$OUT" 2>"$ERR"; then
   ok "train a run with snapshots at 1Ki, 2Ki, 3Ki"
