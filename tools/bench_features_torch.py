@@ -23,7 +23,6 @@ set-up (weight hashing, model construction) is not timed.
 import argparse
 import importlib.util
 import json
-import math
 import os
 import sys
 import time
@@ -41,50 +40,20 @@ def load_generator(name):
 
 
 def build_inception(path):
-    """As tests/golden/gen_inception.py's main() builds it."""
-    import torch
+    """tests/golden/gen_inception.py's network (pytorch-fid's own, hash weights)."""
     gen = load_generator('gen_inception')
     sys.path.insert(0, os.path.abspath(path))
     import pytorch_fid.inception as pfi
-    skel = pfi._inception_v3(num_classes=1008, aux_logits=False, weights=None)
-    skel.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
-    skel.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
-    skel.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
-    skel.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
-    skel.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
-    skel.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
-    skel.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
-    skel.Mixed_7b = pfi.FIDInceptionE_1(1280)
-    skel.Mixed_7c = pfi.FIDInceptionE_2(2048)
-    sd = {k: v.clone() if k.endswith('num_batches_tracked') else torch.from_numpy(gen.hash_tensor(k, tuple(v.shape)))
-          for k, v in skel.state_dict().items()}
-    pfi.load_state_dict_from_url = lambda *a, **kw: sd
-    net = pfi.InceptionV3(output_blocks=(3,), resize_input=False, normalize_input=False).eval()
-    return (lambda x: net(x)[0].reshape(x.shape[0], -1)), gen.inputs, 'pytorch_fid ' + \
+    net = gen.build_net(pfi)  # outputs blocks 0-3; the forward runs through all four either way
+    return (lambda x: net(x)[3].reshape(x.shape[0], -1)), gen.inputs, 'pytorch_fid ' + \
         str(getattr(sys.modules['pytorch_fid'], '__version__', 'unknown'))
 
 
 def build_dinov2(path):
-    """As tests/golden/gen_dinov2.py's main() builds it."""
-    os.environ['XFORMERS_DISABLED'] = '1'
-    import torch
-    import torch.nn.functional as F
+    """tests/golden/gen_dinov2.py's network (the official vit_large as dinov2_vitl14, hash weights)."""
     gen = load_generator('gen_dinov2')
-    if not hasattr(F, 'scaled_dot_product_attention'):
-        def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
-            assert attn_mask is None and not is_causal and dropout_p == 0
-            s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-            return torch.softmax(q @ k.transpose(-2, -1) * s, dim=-1) @ v
-        F.scaled_dot_product_attention = sdpa
-    sys.path.insert(0, os.path.abspath(path))
-    warnings.filterwarnings('ignore', message='xFormers is')  # off on purpose (see above)
-    from dinov2.models.vision_transformer import vit_large
-    net = vit_large(patch_size=14, img_size=518, init_values=1.0, ffn_layer='mlp', block_chunks=0,
-                    num_register_tokens=0, interpolate_antialias=False, interpolate_offset=0.1)
-    sd = {k: torch.from_numpy(gen.hash_tensor(k, tuple(v.shape))) for k, v in net.state_dict().items()}
-    net.load_state_dict(sd, strict=True)
-    net.eval()
-    return net, gen.inputs, 'dinov2 ' + os.path.abspath(path)
+    warnings.filterwarnings('ignore', message='xFormers is')  # off on purpose (gen_dinov2.py)
+    return gen.build_net(os.path.abspath(path)), gen.inputs, 'dinov2 ' + os.path.abspath(path)
 
 
 def main():

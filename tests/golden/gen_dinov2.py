@@ -48,32 +48,9 @@ import time
 import h5py
 import numpy as np
 
-M64 = (1 << 64) - 1
-
-
-def fnv1a64(name):
-    h = 0xcbf29ce484222325
-    for b in name.encode('ascii'):
-        h = ((h ^ b) * 0x100000001b3) & M64
-    return h
-
-
-def splitmix64(z):
-    z = z + np.uint64(0x9e3779b97f4a7c15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xbf58476d1ce4e5b9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94d049bb133111eb)
-    return z ^ (z >> np.uint64(31))
-
-
-def hash_bits(name, n):
-    return splitmix64(np.uint64(fnv1a64(name)) + np.arange(n, dtype=np.uint64))
-
-
-def hash_normal(name, n):
-    r = hash_bits(name, n)
-    u = [((r >> np.uint64(16 * k)) & np.uint64(0xffff)).astype(np.float64) * 2.0 + 1.0 for k in range(4)]
-    u = [v / 131072.0 for v in u]
-    return (((u[0] + u[1]) + u[2]) + u[3] - 2.0) * math.sqrt(3.0)
+# The hash of metrics/inception.h, shared by both networks' test weights (gen_inception.py).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_inception import hash_bits, hash_normal  # noqa: E402
 
 
 def hash_tensor(name, shape):
