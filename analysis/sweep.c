@@ -25,6 +25,8 @@
 #include "posthoc/reconstruct.h"
 #include "posthoc/snapshot_dir.h"
 #include "posthoc/solve.h"
+#include "core/h5io.h"
+#include "trainer/arch.h"
 #include "trainer/netload.h"
 
 void edm2_sweep_opts_default(edm2_sweep_opts *o) {
@@ -548,6 +550,54 @@ static int matches_any(const char *name, const char *globs) {
   return 0;
 }
 
+/* One sweep per tensor: rows share the rule (the hash of this text) and differ in sigma_rel, the
+ * tensor's EMA length, so best_sigma fits each tensor's curve. */
+static void per_tensor_rule(const char *name, double base_sigma, char *rule, size_t cap, char hash[9]) {
+  snprintf(rule, cap, "per-tensor: %s at sigma_rel, every other tensor at %.17g", name, base_sigma);
+  edm2_sweep_rule_hash(rule, hash);
+}
+
+/* Before any model is made: the tensors the globs choose (from the network of the snapshot at
+ * `at`; none is an error) and how many of the sweep's rows the database lacks. */
+static ec_status per_tensor_missing(const edm2_sweep_opts *o, int64_t at, const char *run, double base_sigma,
+                                    const char *tensors, const double *all, int nall, int64_t num, edm2_db *db,
+                                    int *missing, int *present) {
+  *missing = *present = 0;
+  char path[4200];
+  snprintf(path, sizeof path, "%s/snapshots/snapshot-%012lld.h5", o->run, (long long)at);
+  hid_t file = H5I_INVALID_HID;
+  edm2_netcfg cfg;
+  ec_status st = h5io_file_open(path, &file);
+  if (!st) st = edm2_netcfg_from_file(file, path, &cfg, NULL, 0);
+  h5io_close(&file);
+  edm2_arch A;
+  if (st || (st = edm2_arch_init(&A, &cfg))) return st;
+  int chosen = 0;
+  for (int ti = 0; !st && ti < A.n_tensors; ti++) {
+    const edm2_tensor *T = &A.tensors[ti];
+    if (T->kind != EDM2_PARAM || !matches_any(T->name, tensors)) continue;
+    chosen++;
+    char rule[EDM2_NAME_MAX + 96], hash[9];
+    per_tensor_rule(T->name, base_sigma, rule, sizeof rule, hash);
+    for (int k = 0; k < nall && !st; k++)
+      for (int r = 0; r < o->repeats && !st; r++) {
+        edm2_result row;
+        target vt = {.sigma_rel = all[k]};
+        row_key(&row, run, at, &vt, 1.0, NULL, o->metric, num, o->seed, r);
+        row.tensor_rule = hash;
+        int exists = 0;
+        if ((st = edm2_db_exists(db, &row, &exists))) break;
+        if (exists && !o->redo) (*present)++;
+        else (*missing)++;
+      }
+  }
+  edm2_arch_free(&A);
+  if (!st && chosen == 0)
+    st = ec_err(EC_EINVAL, "--tensors '%s' matches no parameter of the network (edm2-train --describe lists them)",
+                tensors);
+  return st;
+}
+
 ec_status edm2_sweep_per_tensor(const edm2_sweep_opts *o, int64_t at, double base_sigma, const char *tensors,
                                 edm2_db *db, const edm2_dist *d, edm2_sweep_report *rep) {
   const double t0 = now();
@@ -571,6 +621,16 @@ ec_status edm2_sweep_per_tensor(const edm2_sweep_opts *o, int64_t at, double bas
       if (base_sigma == v) continue;
     }
     if (i < nsig) all[nall++] = v;
+  }
+  int64_t num = 0;
+  int missing = 0, present = 0;
+  if (!st) st = metric_num(o, &num);
+  if (!st) st = per_tensor_missing(o, at, run, base_sigma, tensors, all, nall, num, db, &missing, &present);
+  if (!st && !missing) { /* every row is there: no model to make */
+    rep->skipped += present;
+    free(sig), free(all);
+    rep->seconds += now() - t0;
+    return EC_OK;
   }
   evaluator e = {0};
   int have_e = 0;
@@ -603,12 +663,10 @@ ec_status edm2_sweep_per_tensor(const edm2_sweep_opts *o, int64_t at, double bas
     model_path(dir, at, &t, path, sizeof path);
     st = model_open(&mf[k], path);
   }
-  int chosen = 0;
   const edm2_arch *A = have_base ? &base.arch : NULL;
   for (int ti = 0; !st && ti < A->n_tensors; ti++) {
     const edm2_tensor *T = &A->tensors[ti];
     if (T->kind != EDM2_PARAM || !matches_any(T->name, tensors)) continue;
-    chosen++;
     float *w = edm2_net_tensor(&base, ti);
     free(keep);
     if (!(keep = ec_mallocarray((size_t)T->numel, sizeof *keep))) {
@@ -616,12 +674,9 @@ ec_status edm2_sweep_per_tensor(const edm2_sweep_opts *o, int64_t at, double bas
       break;
     }
     memcpy(keep, w, (size_t)T->numel * sizeof *w);
-    /* One sweep per tensor: rows share the rule (hash of its text) and differ in sigma_rel, the
-     * tensor's EMA length, so best_sigma fits each tensor's curve. The base model is the point
-     * σ = base of every curve. */
+    /* The base model is the point σ = base of every tensor's curve. */
     char rule[EDM2_NAME_MAX + 96], hash[9];
-    snprintf(rule, sizeof rule, "per-tensor: %s at sigma_rel, every other tensor at %.17g", T->name, base_sigma);
-    edm2_sweep_rule_hash(rule, hash);
+    per_tensor_rule(T->name, base_sigma, rule, sizeof rule, hash);
     for (int k = 0; k < nall && !st; k++) {
       target vt = {.sigma_rel = all[k]};
       for (int r = 0; r < o->repeats && !st; r++) {
@@ -654,9 +709,6 @@ ec_status edm2_sweep_per_tensor(const edm2_sweep_opts *o, int64_t at, double bas
       }
     }
   }
-  if (!st && have_base && chosen == 0)
-    st = ec_err(EC_EINVAL, "--tensors '%s' matches no parameter of the network (edm2-train --describe lists them)",
-                tensors);
   for (int k = 0; mf && k < nall; k++) model_close(&mf[k]);
   free(mf);
   free(keep);

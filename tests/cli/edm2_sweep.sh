@@ -68,6 +68,10 @@ if [ "$ntensors" -ge 2 ] && [ "$(count "tensor_rule != ''")" -eq $((ntensors * 3
 else
   not_ok "per-tensor rows" "$ntensors tensors, $(count "tensor_rule != ''") rows"
 fi
+expect "per-tensor again" 0 "" -- "$S" per-tensor --run "$RUN" --base-sigma 0.10 --sigma-rel 0.05,0.15 \
+  --tensors 'unet.out_conv.weight,unet.enc.*conv_res1.weight' "${V[@]}" --quiet
+grep -q "0 evaluated, $((ntensors * 3)) already in the database, 0 models reconstructed" "$ERR" &&
+  ok "per-tensor rerun: nothing reconstructed" || not_ok "per-tensor rerun" "$(cat "$ERR")"
 base=$(sql "$DB" "SELECT value FROM results WHERE tensor_rule = '' AND nimg = 3072 AND sigma_rel = 0.1")
 is "per-tensor: the base point equals the global row" "$(sql "$DB" "SELECT DISTINCT value FROM results WHERE tensor_rule != '' AND sigma_rel = 0.1")" "$base"
 expect "profile-accuracy" 0 "" -- "$S" profile-accuracy --run "$RUN" --sigma-rel 0.05,0.15
