@@ -8,12 +8,15 @@
  * -ffp-contract=fast) and the portable path calls fmaf/fma, which glibc computes exactly in
  * software where the hardware lacks it (slowly: it is the fallback for pre-2013 CPUs).
  *
- * The tiled kernel keeps a register tile of KT outputs x 4 vectors of columns and streams the N
- * inputs through it: per input, 4 vector loads feed 4*KT fused multiply-adds, the accumulators
- * never leaving registers (GCC/clang vector extensions; 64-byte vectors become zmm registers with
- * AVX-512 and pairs of ymm with AVX2). Float16 inputs are converted exactly in registers
- * (VCVTPH2PS). The streaming kernel adds up to COMBINE_AXPY_MAX inputs per pass over the
- * outputs. */
+ * The tiled float32 kernel works on column blocks: it first converts a block of all N inputs to
+ * float32 in a per-thread scratch that stays in L2 (packing: each float16 is converted once, not
+ * once per group of targets), then streams the block through register tiles of KT outputs x NV
+ * vectors of columns: per input, NV vector loads and KT broadcast weights feed KT*NV fused
+ * multiply-adds, the accumulators never leaving registers (GCC/clang vector extensions; 64-byte
+ * vectors become zmm registers with AVX-512, 32-byte ones ymm with AVX2). 8 x 3 zmm is the best
+ * of the shapes measured (docs/performance.md). The float64 kernel converts in registers
+ * (VCVTPH2PS, then to double). The streaming kernel adds up to COMBINE_AXPY_MAX inputs per pass
+ * over the outputs. */
 #include "combine.h"
 
 #include <math.h>
@@ -28,9 +31,13 @@
 #define HAVE_X86 0
 #endif
 
-enum { KT = 4 }; /* outputs per register tile */
-/* Columns per tile of each instruction set (see KERNELS below). */
-static int64_t tile_cols(int isa) { return isa == 2 ? 64 : 16; }
+/* The float64 kernel's register tile: KT64 outputs x NV64 float vectors of columns (2*NV64
+ * double vectors). */
+enum { KT64 = 4 };
+/* Columns per tile of each kernel and instruction set (see the instantiations below): whole
+ * tiles are vectorised, leftover columns take the scalar order. */
+static int64_t tile_cols32(int isa) { return isa == 2 ? 48 : 16; }
+static int64_t tile_cols64(int isa) { return isa == 2 ? 64 : 16; }
 
 /* AVX-512 works on 64-byte vectors, AVX2 on 32-byte ones; each set of kernels below uses its
  * own native width (a 64-byte vector in AVX2 code would be split and spilled to the stack). */
@@ -73,34 +80,78 @@ static int isa_level(void) {
 
 /* ---- vector kernels, one body per (input type, instruction set) ---------------------------- */
 
+/* The packing scratch: one block of N inputs x cb columns as float32, per thread, small enough
+ * to stay in L2 beside the outputs' tiles. Runs with more inputs than it holds at one tile's
+ * width use a heap block for the call. */
+#define PACK_FLOATS 65536
+static _Thread_local float pack_scratch[PACK_FLOATS] __attribute__((aligned(64)));
+
+/* Columns per packed block: as many whole tiles as fit N inputs in the scratch, at most 8. */
+static int pack_cols(int N, int64_t tile) {
+  int64_t cb = (PACK_FLOATS / (N > 0 ? N : 1)) / tile * tile;
+  if (cb > 8 * tile) cb = 8 * tile;
+  return (int)(cb < tile ? tile : cb);
+}
+
 /* NAME: prefix; ATTR: target; IN_T: input element; VT/L: float vector type and lanes; LOADV:
- * loads L inputs as floats; VDT, HVT: double vector (L/2 lanes) and the float half of VT it is
- * widened from; NV: vectors per tile row (a tile is KT outputs x NV*L columns). */
-#define KERNELS(NAME, ATTR, IN_T, VT, L, LOADV, VDT, HVT, NV)                                      \
-  ATTR static inline void NAME##_t32(const float *w, int N, const IN_T *in, int64_t len, float *out,\
-                                     int k0, const int KN, int64_t e0) {                            \
+ * loads L inputs as floats; KT/NV: the float32 register tile (KT outputs x NV*L columns);
+ * VDT, HVT: double vector (L/2 lanes) and the float half of VT it is widened from; NV64: float
+ * vectors per float64 tile row. */
+#define KERNELS(NAME, ATTR, IN_T, VT, L, LOADV, KT, NV, VDT, HVT, NV64)                           \
+  /* the [N][cb] block of inputs from column e, as float32 */                                      \
+  ATTR static void NAME##_pack(const IN_T *in, int N, int64_t len, int64_t e, int cb, float *xs) { \
+    for (int i = 0; i < N; i++)                                                                     \
+      for (int c = 0; c < cb; c += L) {                                                             \
+        VT v;                                                                                       \
+        LOADV(v, in + (size_t)i * (size_t)len + (size_t)(e + c));                                   \
+        memcpy(xs + (size_t)i * (size_t)cb + (size_t)c, &v, sizeof v);                              \
+      }                                                                                             \
+  }                                                                                                 \
+  /* one register tile: outputs k0 .. k0+KN-1, packed columns c0 .. c0+NV*L-1 */                    \
+  ATTR static inline void NAME##_t32(const float *w, int N, const float *xs, int cb, int c0,        \
+                                     float *out, int64_t len, int64_t e, int k0, const int KN) {    \
     VT acc[KT][NV];                                                                                 \
     memset(acc, 0, sizeof acc);                                                                     \
     for (int i = 0; i < N; i++) {                                                                   \
-      const IN_T *x = in + (size_t)i * (size_t)len + (size_t)e0;                                    \
       VT xv[NV];                                                                                    \
-      for (int v = 0; v < NV; v++) LOADV(xv[v], x + L * v);                                         \
+      for (int v = 0; v < NV; v++) /* one vector at a time: kept in registers */                    \
+        memcpy(&xv[v], xs + (size_t)i * (size_t)cb + (size_t)(c0 + L * v), sizeof xv[v]);           \
       for (int k = 0; k < KN; k++) {                                                                \
         float c = w[(size_t)(k0 + k) * (size_t)N + (size_t)i];                                      \
         for (int v = 0; v < NV; v++) acc[k][v] += c * xv[v];                                        \
       }                                                                                             \
     }                                                                                               \
     for (int k = 0; k < KN; k++)                                                                    \
-      memcpy(out + (size_t)(k0 + k) * (size_t)len + (size_t)e0, acc[k], sizeof acc[k]);             \
+      memcpy(out + (size_t)(k0 + k) * (size_t)len + (size_t)(e + c0), acc[k], sizeof acc[k]);       \
+  }                                                                                                 \
+  /* whole tiles of [e0, e1) (the caller passes a multiple of NV*L columns); each KN its own        \
+   * unrolled loop, so a short last group costs no wasted multiply-adds */                         \
+  ATTR static void NAME##_f32(const float *w, int K, int N, const IN_T *in, int64_t len, float *out,\
+                              int64_t e0, int64_t e1, float *xs, int cbmax) {                       \
+    for (int64_t e = e0; e < e1; e += cbmax) {                                                      \
+      int cb = e1 - e < cbmax ? (int)(e1 - e) : cbmax;                                              \
+      NAME##_pack(in, N, len, e, cb, xs);                                                           \
+      for (int k0 = 0; k0 < K; k0 += KT)                                                            \
+        for (int c0 = 0; c0 < cb; c0 += NV * L) switch (K - k0 < KT ? K - k0 : KT) {                \
+          case 1: NAME##_t32(w, N, xs, cb, c0, out, len, e, k0, 1); break;                          \
+          case 2: NAME##_t32(w, N, xs, cb, c0, out, len, e, k0, 2); break;                          \
+          case 3: NAME##_t32(w, N, xs, cb, c0, out, len, e, k0, 3); break;                          \
+          case 4: NAME##_t32(w, N, xs, cb, c0, out, len, e, k0, 4); break;                          \
+          case 5: NAME##_t32(w, N, xs, cb, c0, out, len, e, k0, 5); break;                          \
+          case 6: NAME##_t32(w, N, xs, cb, c0, out, len, e, k0, 6); break;                          \
+          case 7: NAME##_t32(w, N, xs, cb, c0, out, len, e, k0, 7); break;                          \
+          default: NAME##_t32(w, N, xs, cb, c0, out, len, e, k0, KT); break;                        \
+          }                                                                                         \
+    }                                                                                               \
   }                                                                                                 \
   ATTR static inline void NAME##_t64(const double *w, int N, const IN_T *in, int64_t len,           \
                                      float *out, int k0, const int KN, int64_t e0) {                \
-    VDT acc[KT][2 * NV];                                                                            \
+    VDT acc[KT64][2 * NV64];                                                                        \
     memset(acc, 0, sizeof acc);                                                                     \
     for (int i = 0; i < N; i++) {                                                                   \
       const IN_T *x = in + (size_t)i * (size_t)len + (size_t)e0;                                    \
-      VDT xd[2 * NV];                                                                               \
-      for (int v = 0; v < NV; v++) {                                                                \
+      VDT xd[2 * NV64];                                                                             \
+      for (int v = 0; v < NV64; v++) {                                                              \
         VT f;                                                                                       \
         LOADV(f, x + L * v);                                                                        \
         HVT h[2];                                                                                   \
@@ -110,30 +161,18 @@ static int isa_level(void) {
       }                                                                                             \
       for (int k = 0; k < KN; k++) {                                                                \
         double c = w[(size_t)(k0 + k) * (size_t)N + (size_t)i];                                     \
-        for (int v = 0; v < 2 * NV; v++) acc[k][v] += c * xd[v];                                    \
+        for (int v = 0; v < 2 * NV64; v++) acc[k][v] += c * xd[v];                                  \
       }                                                                                             \
     }                                                                                               \
     for (int k = 0; k < KN; k++)                                                                    \
-      for (int v = 0; v < 2 * NV; v++)                                                              \
+      for (int v = 0; v < 2 * NV64; v++)                                                            \
         for (int e = 0; e < L / 2; e++)                                                             \
           out[(size_t)(k0 + k) * (size_t)len + (size_t)(e0 + v * (L / 2) + e)] = (float)acc[k][v][e];\
   }                                                                                                 \
-  /* whole tiles of [e0, e1) (the caller passes a multiple of NV*L); each KN its own unrolled       \
-   * loop, so K = 1 costs one FMA per input */                                                      \
-  ATTR static void NAME##_f32(const float *w, int K, int N, const IN_T *in, int64_t len, float *out,\
-                              int64_t e0, int64_t e1) {                                             \
-    for (int64_t e = e0; e + NV * L <= e1; e += NV * L)                                             \
-      for (int k0 = 0; k0 < K; k0 += KT) switch (K - k0 < KT ? K - k0 : KT) {                       \
-        case 1: NAME##_t32(w, N, in, len, out, k0, 1, e); break;                                    \
-        case 2: NAME##_t32(w, N, in, len, out, k0, 2, e); break;                                    \
-        case 3: NAME##_t32(w, N, in, len, out, k0, 3, e); break;                                    \
-        default: NAME##_t32(w, N, in, len, out, k0, 4, e); break;                                   \
-        }                                                                                           \
-  }                                                                                                 \
   ATTR static void NAME##_f64(const double *w, int K, int N, const IN_T *in, int64_t len,           \
                               float *out, int64_t e0, int64_t e1) {                                 \
-    for (int64_t e = e0; e + NV * L <= e1; e += NV * L)                                             \
-      for (int k0 = 0; k0 < K; k0 += KT) switch (K - k0 < KT ? K - k0 : KT) {                       \
+    for (int64_t e = e0; e + NV64 * L <= e1; e += NV64 * L)                                         \
+      for (int k0 = 0; k0 < K; k0 += KT64) switch (K - k0 < KT64 ? K - k0 : KT64) {                 \
         case 1: NAME##_t64(w, N, in, len, out, k0, 1, e); break;                                    \
         case 2: NAME##_t64(w, N, in, len, out, k0, 2, e); break;                                    \
         case 3: NAME##_t64(w, N, in, len, out, k0, 3, e); break;                                    \
@@ -178,12 +217,13 @@ static int isa_level(void) {
 #if HAVE_X86
 #define AVX512 __attribute__((target("avx512f")))
 #define AVX2 __attribute__((target("avx2,f16c,fma")))
-/* Tiles: AVX-512 has 32 vector registers, room for 4 outputs x 4 zmm accumulators (64
- * columns); AVX2 has 16, so 4 outputs x 2 ymm (16 columns). */
-KERNELS(f32_avx512, AVX512, float, vf16, 16, LOAD16_F32, vd8, vf8, 4)
-KERNELS(f32_avx2, AVX2, float, vf8, 8, LOAD8_F32, vd4, vf4, 2)
-KERNELS(h_avx512, AVX512, uint16_t, vf16, 16, LOAD16_H, vd8, vf8, 4)
-KERNELS(h_avx2, AVX2, uint16_t, vf8, 8, LOAD8_H, vd4, vf4, 2)
+/* Tiles: AVX-512 has 32 vector registers: float32, 8 outputs x 3 zmm accumulators (48 columns)
+ * beside 3 inputs and a broadcast weight; float64, 4 outputs x 8 zmm of doubles (64 columns).
+ * AVX2 has 16: 6 x 2 ymm (16 columns) and 4 x 4 ymm of doubles (16 columns). */
+KERNELS(f32_avx512, AVX512, float, vf16, 16, LOAD16_F32, 8, 3, vd8, vf8, 4)
+KERNELS(f32_avx2, AVX2, float, vf8, 8, LOAD8_F32, 6, 2, vd4, vf4, 2)
+KERNELS(h_avx512, AVX512, uint16_t, vf16, 16, LOAD16_H, 8, 3, vd8, vf8, 4)
+KERNELS(h_avx2, AVX2, uint16_t, vf8, 8, LOAD8_H, 6, 2, vd4, vf4, 2)
 AXPYN(h_avx512, AVX512, vf16, 16, LOAD16_H, vd8, vf8)
 AXPYN(h_avx2, AVX2, vf8, 8, LOAD8_H, vd4, vf4)
 #endif
@@ -219,18 +259,33 @@ SCALAR(h, uint16_t, in_h)
 
 /* ---- entry points ---------------------------------------------------------------------------- */
 
-void combine_f32(const float *w, int K, int N, const float *in, int64_t len, float *out, int64_t e0,
-                 int64_t e1) {
-  int64_t full = e0;
-#if HAVE_X86
-  int isa = isa_level();
-  if (isa) {
-    full = e0 + (e1 - e0) / tile_cols(isa) * tile_cols(isa);
-    (isa == 2 ? f32_avx512_f32 : f32_avx2_f32)(w, K, N, in, len, out, e0, full);
+/* The float32 entry points: whole tiles through the packed kernel, the rest in scalar order. */
+#define F32_ENTRY(FN, IN_T, PRE)                                                                    \
+  void FN(const float *w, int K, int N, const IN_T *in, int64_t len, float *out, int64_t e0,        \
+          int64_t e1) {                                                                             \
+    int64_t full = e0;                                                                              \
+    X86_F32(PRE)                                                                                    \
+    PRE##_s32(w, K, N, in, len, out, full, e1);                                                     \
   }
+#if HAVE_X86
+#define X86_F32(PRE)                                                                                \
+  int isa = isa_level();                                                                            \
+  if (isa && N > 0) {                                                                               \
+    int64_t tile = tile_cols32(isa);                                                                \
+    full = e0 + (e1 - e0) / tile * tile;                                                            \
+    int cb = pack_cols(N, tile);                                                                    \
+    float *xs = (int64_t)N * cb <= PACK_FLOATS ? pack_scratch : malloc(sizeof(float) * (size_t)N * (size_t)cb); \
+    if (!xs) /* no memory for a larger block: the scalar order gives the same bits */              \
+      full = e0;                                                                                    \
+    else if (full > e0)                                                                             \
+      (isa == 2 ? PRE##_avx512_f32 : PRE##_avx2_f32)(w, K, N, in, len, out, e0, full, xs, cb);     \
+    if (xs != pack_scratch) free(xs);                                                               \
+  }
+#else
+#define X86_F32(PRE)
 #endif
-  f32_s32(w, K, N, in, len, out, full, e1);
-}
+F32_ENTRY(combine_f32, float, f32)
+F32_ENTRY(combine_f32_h, uint16_t, h)
 
 void combine_f64(const double *w, int K, int N, const float *in, int64_t len, float *out,
                  int64_t e0, int64_t e1) {
@@ -238,24 +293,11 @@ void combine_f64(const double *w, int K, int N, const float *in, int64_t len, fl
 #if HAVE_X86
   int isa = isa_level();
   if (isa) {
-    full = e0 + (e1 - e0) / tile_cols(isa) * tile_cols(isa);
+    full = e0 + (e1 - e0) / tile_cols64(isa) * tile_cols64(isa);
     (isa == 2 ? f32_avx512_f64 : f32_avx2_f64)(w, K, N, in, len, out, e0, full);
   }
 #endif
   f32_s64(w, K, N, in, len, out, full, e1);
-}
-
-void combine_f32_h(const float *w, int K, int N, const uint16_t *in, int64_t len, float *out,
-                   int64_t e0, int64_t e1) {
-  int64_t full = e0;
-#if HAVE_X86
-  int isa = isa_level();
-  if (isa) {
-    full = e0 + (e1 - e0) / tile_cols(isa) * tile_cols(isa);
-    (isa == 2 ? h_avx512_f32 : h_avx2_f32)(w, K, N, in, len, out, e0, full);
-  }
-#endif
-  h_s32(w, K, N, in, len, out, full, e1);
 }
 
 void combine_f64_h(const double *w, int K, int N, const uint16_t *in, int64_t len, float *out,
@@ -264,7 +306,7 @@ void combine_f64_h(const double *w, int K, int N, const uint16_t *in, int64_t le
 #if HAVE_X86
   int isa = isa_level();
   if (isa) {
-    full = e0 + (e1 - e0) / tile_cols(isa) * tile_cols(isa);
+    full = e0 + (e1 - e0) / tile_cols64(isa) * tile_cols64(isa);
     (isa == 2 ? h_avx512_f64 : h_avx2_f64)(w, K, N, in, len, out, e0, full);
   }
 #endif

@@ -9,6 +9,10 @@
 
 #include <stdint.h>
 
+/* Callers that split a slice's columns across threads should cut at multiples of this: every
+ * kernel's tile width divides it, so no thread is left columns for the scalar loop. */
+#define COMBINE_COL_QUANTUM 192
+
 /* w: [K][N] weights; in: [N][len] inputs (row i at in + i*len); out: [K][len]. Computes columns
  * [e0, e1) only, so callers can split a slice across threads. float32 accumulation. */
 void combine_f32(const float *w, int K, int N, const float *in, int64_t len, float *out, int64_t e0,

@@ -256,7 +256,7 @@ typedef struct {
 static void combine_block(void *ctx, int64_t blk, int worker) {
   combine_job *c = ctx;
   int64_t per = (c->len + c->blocks - 1) / c->blocks;
-  per = (per + 63) / 64 * 64; /* whole cache lines per block */
+  per = (per + COMBINE_COL_QUANTUM - 1) / COMBINE_COL_QUANTUM * COMBINE_COL_QUANTUM; /* whole tiles */
   int64_t e0 = blk * per, e1 = e0 + per < c->len ? e0 + per : c->len;
   if (e0 >= e1) return;
   if (c->raw16 && c->dw)

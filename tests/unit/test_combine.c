@@ -30,14 +30,23 @@ TEST(matches_the_plain_loop_bit_for_bit) {
   unsetenv("EDM2C_COMBINE_ISA");
 }
 
+static void check_one(int K, int N, int64_t len);
+
+/* K across the register tiles (8 outputs per AVX-512 tile, 6 per AVX2 one) and their leftovers;
+ * lengths across the tile widths (48 and 16 columns) and the packed blocks (up to 384). */
 static void check_all(void) {
-  int Ks[] = {1, 2, 3, 4, 5, 8, 9}, Ns[] = {1, 2, 7, 16, 37};
-  int64_t lens[] = {1, 63, 64, 65, 200, 1000};
-  for (size_t a = 0; a < sizeof Ks / sizeof *Ks; a++)
-    for (size_t b = 0; b < sizeof Ns / sizeof *Ns; b++)
-      for (size_t c = 0; c < sizeof lens / sizeof *lens; c++) {
-        int K = Ks[a], N = Ns[b];
-        int64_t len = lens[c];
+  int Ks[] = {1, 2, 3, 4, 5, 8, 9, 16, 17}, Ns[] = {1, 2, 7, 16, 37};
+  int64_t lens[] = {1, 47, 48, 49, 63, 64, 65, 200, 1000};
+  for (size_t a = 0; a < sizeof Ks / sizeof *Ks && !test_failed_; a++)
+    for (size_t b = 0; b < sizeof Ns / sizeof *Ns && !test_failed_; b++)
+      for (size_t c = 0; c < sizeof lens / sizeof *lens && !test_failed_; c++) check_one(Ks[a], Ns[b], lens[c]);
+  /* more inputs than the per-thread packing scratch holds at one tile's width */
+  if (!test_failed_) check_one(9, 1400, 200);
+  if (!test_failed_) check_one(17, 1400, 97);
+}
+
+static void check_one(int K, int N, int64_t len) {
+  {
         float *w = malloc(sizeof(float) * (size_t)(K * N)), *in = malloc(sizeof(float) * (size_t)(N * len));
         double *dw = malloc(sizeof(double) * (size_t)(K * N));
         uint16_t *h = malloc(sizeof(uint16_t) * (size_t)(N * len));
