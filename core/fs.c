@@ -1,11 +1,21 @@
 /* File-system helpers; see fs.h. */
+#define _GNU_SOURCE /* sync_file_range */
 #include "fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "alloc.h"
+
+void ec_start_writeback(int fd) {
+#ifdef SYNC_FILE_RANGE_WRITE
+  if (fd >= 0) (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#else
+  (void)fd;
+#endif
+}
 
 int ec_is_dir(const char *path) {
   struct stat st;

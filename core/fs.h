@@ -13,4 +13,10 @@ ec_status ec_mkdirs(const char *path);
 /* 1 when path names a directory. */
 int ec_is_dir(const char *path);
 
+/* Starts writing an open file's dirty pages to disk without waiting for them (Linux:
+ * sync_file_range), so that the fsync of a later commit finds little left to do: writers of
+ * large outputs call it as they go and the disk works while they compute. Only a hint: does
+ * nothing where unsupported or for fd < 0; write errors still surface at fsync. */
+void ec_start_writeback(int fd);
+
 #endif

@@ -349,20 +349,26 @@ static ec_status map_chunked(const h5io_dset *d, hid_t dcpl, size_t esize, h5dir
 
 /* Addresses are offsets in one plain file only with the default (sec2) or stdio driver; HDF5
  * before 1.14.4 reports chunk addresses without the user block's size, so that is looked up. */
-static int plain_file(hid_t dset, hsize_t *userblock) {
-  hid_t file = H5Iget_file_id(dset);
+void h5direct_file_info(hid_t obj, h5direct_file *f) {
+  hid_t file = H5Iget_file_id(obj);
   hid_t fapl = file < 0 ? H5I_INVALID_HID : H5Fget_access_plist(file);
   hid_t fcpl = file < 0 ? H5I_INVALID_HID : H5Fget_create_plist(file);
   hid_t driver = fapl < 0 ? H5I_INVALID_HID : H5Pget_driver(fapl);
-  int ok = driver >= 0 && (driver == H5FD_SEC2 || driver == H5FD_STDIO) && fcpl >= 0 &&
-           H5Pget_userblock(fcpl, userblock) >= 0;
+  f->userblock = 0;
+  f->plain = driver >= 0 && (driver == H5FD_SEC2 || driver == H5FD_STDIO) && fcpl >= 0 &&
+             H5Pget_userblock(fcpl, &f->userblock) >= 0;
   h5io_close(&fcpl);
   h5io_close(&fapl);
   h5io_close(&file);
-  return ok;
 }
 
 ec_status h5direct_map_dataset(const h5io_dset *d, h5direct_map *m) {
+  h5direct_file f;
+  h5direct_file_info(d->id, &f);
+  return h5direct_map_dataset_in(d, &f, m);
+}
+
+ec_status h5direct_map_dataset_in(const h5io_dset *d, const h5direct_file *f, h5direct_map *m) {
   quiet_hdf5();
   memset(m, 0, sizeof *m);
   m->numel = d->numel;
@@ -373,7 +379,7 @@ ec_status h5direct_map_dataset(const h5io_dset *d, h5direct_map *m) {
   int dt = type < 0 ? -1 : float_dtype(type);
   if (type < 0 || space < 0 || dcpl < 0) {
     s = not_mappable(m, "cannot read its type, dataspace or creation properties");
-  } else if (!plain_file(d->id, &m->userblock)) {
+  } else if (!f->plain) {
     s = not_mappable(m, "the file is not opened with the default (sec2) driver");
   } else if (dt < 0) {
     s = not_mappable(m, "element type is not float16, float32 or float64 little-endian");
@@ -381,6 +387,7 @@ ec_status h5direct_map_dataset(const h5io_dset *d, h5direct_map *m) {
     s = not_mappable(m, "null dataspace");
   } else {
     m->dtype = (ec_dtype)dt;
+    m->userblock = f->userblock;
     m->mappable = 1;
     size_t esize = ec_dtype_size(m->dtype);
     switch (H5Pget_layout(dcpl)) {

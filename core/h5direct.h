@@ -73,6 +73,17 @@ typedef struct {
  * global lock); call it once per dataset, then read from any thread. Free with h5direct_unmap,
  * also after a failure or when not mappable. */
 ec_status h5direct_map_dataset(const h5io_dset *d, h5direct_map *m);
+
+/* What mapping needs to know of a dataset's file: whether chunk addresses are byte offsets in it
+ * (sec2 or stdio driver) and the size of its user block. Finding out copies two property lists,
+ * a fifth of the cost of mapping a dataset, so callers that map many datasets of one file ask
+ * once (h5direct_file_info on any object of the file) and pass it to h5direct_map_dataset_in. */
+typedef struct {
+  int plain;          /* 1: sec2 or stdio driver, user block known */
+  hsize_t userblock;
+} h5direct_file;
+void h5direct_file_info(hid_t obj, h5direct_file *f);
+ec_status h5direct_map_dataset_in(const h5io_dset *d, const h5direct_file *f, h5direct_map *m);
 void h5direct_unmap(h5direct_map *m);
 
 /* Reads the flat elements [offset, offset + count) of a mappable dataset as float32 into `out`,

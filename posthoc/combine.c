@@ -98,14 +98,20 @@ static int pack_cols(int N, int64_t tile) {
  * VDT, HVT: double vector (L/2 lanes) and the float half of VT it is widened from; NV64: float
  * vectors per float64 tile row. */
 #define KERNELS(NAME, ATTR, IN_T, VT, L, LOADV, KT, NV, VDT, HVT, NV64)                           \
-  /* the [N][cb] block of inputs from column e, as float32 */                                      \
+  /* the [N][cb] block of inputs from column e, as float32. Rows lie len elements apart, too    \
+   * many streams for the hardware prefetcher: each row's next block is prefetched by hand so      \
+   * that the next pack finds it in cache (33 -> 45 GMAC/s at N = 256, len 460800, one core) */   \
   ATTR static void NAME##_pack(const IN_T *in, int N, int64_t len, int64_t e, int cb, float *xs) { \
-    for (int i = 0; i < N; i++)                                                                     \
+    const int per_line = 64 / (int)sizeof(IN_T);                                                   \
+    for (int i = 0; i < N; i++) {                                                                   \
+      const IN_T *row = in + (size_t)i * (size_t)len;                                               \
       for (int c = 0; c < cb; c += L) {                                                             \
         VT v;                                                                                       \
-        LOADV(v, in + (size_t)i * (size_t)len + (size_t)(e + c));                                   \
+        LOADV(v, row + (size_t)(e + c));                                                            \
         memcpy(xs + (size_t)i * (size_t)cb + (size_t)c, &v, sizeof v);                              \
+        if (c % per_line == 0 && e + cb + c < len) __builtin_prefetch(row + (size_t)(e + cb + c), 0, 3); \
       }                                                                                             \
+    }                                                                                               \
   }                                                                                                 \
   /* one register tile: outputs k0 .. k0+KN-1, packed columns c0 .. c0+NV*L-1 */                    \
   ATTR static inline void NAME##_t32(const float *w, int N, const float *xs, int cb, int c0,        \

@@ -7,6 +7,7 @@
 #include "core/alloc.h"
 #include "core/atomic.h"
 #include "core/check.h"
+#include "core/fs.h"
 #include "core/safetensors.h"
 
 /* Export copies tensors through a buffer of this many elements. */
@@ -21,9 +22,24 @@ struct model_writer {
   unsigned char *chunk; /* one chunk being assembled (file dtype), + 4 bytes for its checksum */
   size_t chunk_cap;      /* its allocated size, kept across parameters (no page faults per tensor) */
   int64_t chunk_elems, fill;
+  int fd;                /* the file's descriptor under HDF5's sec2 driver, or -1 */
 };
 
 hid_t model_writer_file(model_writer *w) { return w->file; }
+
+void model_writer_start_writeback(model_writer *w) { ec_start_writeback(w->fd); }
+
+/* The descriptor HDF5 writes through, when its driver is sec2 (the default h5io_file_create
+ * uses), else -1. */
+static int sec2_fd(hid_t file) {
+  hid_t fapl = H5Fget_access_plist(file);
+  int fd = -1;
+  void *h = NULL;
+  if (fapl >= 0 && H5Pget_driver(fapl) == H5FD_SEC2 && H5Fget_vfd_handle(file, fapl, &h) >= 0 && h)
+    fd = *(int *)h;
+  h5io_close(&fapl);
+  return fd;
+}
 
 void model_writer_abort(model_writer **pw) {
   model_writer *w = *pw;
@@ -45,6 +61,7 @@ ec_status model_writer_open(model_writer **pw, const char *path, const model_met
   model_writer *w = ec_calloc(1, sizeof *w);
   if (!w) return EC_ENOMEM;
   w->file = w->params = w->buffers = w->cur.id = H5I_INVALID_HID;
+  w->fd = -1;
   w->dtype = meta->dtype;
   ec_status s = ec_atomic_begin(&w->out, path, flags);
   if (s) {
@@ -52,7 +69,7 @@ ec_status model_writer_open(model_writer **pw, const char *path, const model_met
     return s;
   }
   *pw = w;
-  if ((s = h5io_file_create(w->out.tmp_path, &w->file)) ||
+  if ((s = h5io_file_create(w->out.tmp_path, &w->file)) || ((w->fd = sec2_fd(w->file)), 0) ||
       (s = h5io_attr_write_str(w->file, "format", MODEL_FORMAT)) ||
       (s = h5io_attr_write_i64(w->file, "format_version", MODEL_FORMAT_VERSION)) ||
       (s = h5io_attr_write_i64(w->file, "nimg", meta->nimg)) ||

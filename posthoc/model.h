@@ -45,6 +45,9 @@ ec_status model_writer_write(model_writer *w, ec_dtype mem_dtype, const void *da
 ec_status model_writer_end_param(model_writer *w);
 /* The open HDF5 file, for provenance attributes and datasets outside /params and /buffers. */
 hid_t model_writer_file(model_writer *w);
+/* Starts writing what was written so far to disk without waiting (ec_start_writeback), so that
+ * closing (which fsyncs) finds little left: call it now and then while streaming large models. */
+void model_writer_start_writeback(model_writer *w);
 /* Commits (rename into place) and frees *w; on failure removes the temporary file. */
 ec_status model_writer_close(model_writer **w);
 void model_writer_abort(model_writer **w);
