@@ -19,4 +19,7 @@ int ec_is_dir(const char *path);
  * nothing where unsupported or for fd < 0; write errors still surface at fsync. */
 void ec_start_writeback(int fd);
 
+/* Descriptors this process has open now (Linux: /proc/self/fd), or -1 where that is unknown. */
+int ec_open_fd_count(void);
+
 #endif

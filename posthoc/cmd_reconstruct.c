@@ -26,6 +26,7 @@ static void print_json(const recon_report *r, FILE *out) {
   cJSON_AddNumberToObject(root, "bytes_read", (double)r->bytes_read);
   cJSON_AddNumberToObject(root, "seconds", r->seconds);
   cJSON_AddNumberToObject(root, "setup_seconds", r->setup_seconds);
+  cJSON_AddNumberToObject(root, "fd_per_read", r->fd_per_read);
   cJSON_AddNumberToObject(root, "gb_per_s", r->seconds > 0 ? (double)r->bytes_read / r->seconds / 1e9 : 0);
   cJSON_AddNumberToObject(root, "slice_elems", (double)r->slice_elems);
   cJSON_AddNumberToObject(root, "peak_rss", (double)r->peak_rss);

@@ -72,7 +72,8 @@ static const ec_cli_opt options[] = {
      "per-tensor EMA length, repeatable: parameters whose name matches GLOB use SIGMA instead of "
      "the target; the last matching rule wins; outputs are named <target>-t<hash of the rules>"},
     {"mem-limit", 1, OPT_MEM_LIMIT, "SIZE",
-     "memory budget (default 4GiB): slices are sized to stay under it, whatever the model size"},
+     "memory budget (default 4GiB): slices are sized to stay under it, whatever the model size. "
+     "Open files are budgeted too: snapshot files beyond `ulimit -n` are opened for each read"},
     {"threads", 1, OPT_THREADS, "N", "threads that read, verify and combine snapshots (default: all cores)"},
     {"skip-existing", 0, OPT_SKIP_EXISTING, NULL, "keep outputs that exist and reconstruct the rest (EDM2's --skip)"},
     {"force", 0, OPT_FORCE, NULL, "overwrite outputs that exist (default: refuse)"},

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -187,11 +188,22 @@ static ec_status write_provenance(model_writer *w, const plan *p, const int *col
  * mapped and must be read through HDF5 (serialised by HDF5's own lock). */
 typedef struct {
   char *path;
-  int fd;
+  int fd;         /* -1 when `ulimit -n` leaves no room for it: opened for each read instead */
   snap_file file; /* open while setting up; kept open only if `hdf5` */
   int hdf5;
   int bytes_per_elem;
 } source;
+
+/* The descriptor to read source `sc` through: its own, or one opened for this read (*opened),
+ * which the caller closes. */
+static ec_status source_fd(const source *sc, int *fd, int *opened) {
+  *opened = 0;
+  if ((*fd = sc->fd) >= 0) return EC_OK;
+  if ((*fd = open(sc->path, O_RDONLY | O_CLOEXEC)) < 0)
+    return ec_err(EC_EIO, "cannot open %s: %s", sc->path, strerror(errno));
+  *opened = 1;
+  return EC_OK;
+}
 
 /* What every read of a slice needs, shared by the workers of the pool. */
 typedef struct {
@@ -221,15 +233,19 @@ static void read_input(void *ctx, int64_t i, int worker) {
   if (atomic_load(&r->failed)) return;
   const h5direct_map *m = r->maps[(size_t)i * (size_t)r->T + (size_t)r->j];
   source *sc = &r->src[r->src_of[i]];
-  ec_status st;
-  if (r->raw16) {
+  int fd = -1, opened = 0;
+  ec_status st = m->mappable ? source_fd(sc, &fd, &opened) : EC_OK;
+  if (st) {
+    /* reported below */
+  } else if (r->raw16) {
     uint16_t *dst = (uint16_t *)r->buf + (size_t)i * (size_t)r->len;
-    st = h5direct_read_raw(m, sc->fd, r->off, r->len, dst, r->scratch[worker], r->scratch_size);
+    st = h5direct_read_raw(m, fd, r->off, r->len, dst, r->scratch[worker], r->scratch_size);
   } else {
     float *dst = (float *)r->buf + (size_t)i * (size_t)r->len;
-    st = m->mappable ? h5direct_read(m, sc->fd, r->off, r->len, dst, r->scratch[worker], r->scratch_size)
+    st = m->mappable ? h5direct_read(m, fd, r->off, r->len, dst, r->scratch[worker], r->scratch_size)
                      : snap_read(&sc->file, r->prof_of[i], r->tmap_of[r->src_of[i]][r->j], r->off, r->len, dst);
   }
+  if (opened) close(fd);
   if (st) {
     pthread_mutex_lock(&r->mu);
     if (!atomic_load(&r->failed)) {
@@ -269,14 +285,24 @@ static void combine_block(void *ctx, int64_t blk, int worker) {
     combine_f32(c->w, c->K, c->N, c->in, c->len, c->out, e0, e1);
 }
 
-/* Raises the open-file limit to its hard maximum: a run keeps one descriptor per snapshot. */
-static void raise_nofile(void) {
+/* Raises the open-file limit to its hard maximum and returns how many more descriptors this
+ * process may open (INT_MAX when unknown). */
+static int raise_nofile(void) {
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return INT_MAX;
+  if (rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
   }
+  int open_now = ec_open_fd_count();
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT_MAX / 2 || open_now < 0) return INT_MAX;
+  return (int)rl.rlim_cur - open_now;
 }
+
+/* Descriptors kept aside for what a run opens besides snapshots and outputs: the reference
+ * snapshot through HDF5, the output directory, stdio, HDF5's own. */
+#define FD_RESERVE 16
+
 
 /* Attaches source `sc` to the snapshot the plan's directory check already opened and mapped
  * (`sf`: tables, dataset maps, buffer hashes): which file tensor and profile each input uses,
@@ -284,7 +310,7 @@ static void raise_nofile(void) {
  * HDF5 reopens the file only when some dataset cannot be mapped. */
 static ec_status attach_source(source *sc, const snap_file *sf, const plan *p, int first_input, int ninputs,
                                const snap_file *refsum, int **tmap, int *prof_of, const h5direct_map **maps,
-                               int T, FILE *err) {
+                               int T, int *fd_room, FILE *err) {
   ec_status s = EC_OK;
   sc->bytes_per_elem = (sf->dtypes_seen & (1 << EC_F32)) ? 4 : 2;
   if (!(*tmap = ec_calloc((size_t)T, sizeof **tmap))) return EC_ENOMEM;
@@ -308,8 +334,20 @@ static ec_status attach_source(source *sc, const snap_file *sf, const plan *p, i
       fprintf(err, "posthoc-ema: warning: buffer %s differs between %s and %s; using the latter\n",
               refsum->buffers[b].name, sc->path, refsum->path);
   }
+  /* A descriptor of its own while *fd_room allows (a source read through HDF5 must keep HDF5's
+   * and its own); opened now in any case, so that an unreadable file stops the run before it
+   * starts. */
   if (!s && (sc->fd = open(sc->path, O_RDONLY | O_CLOEXEC)) < 0)
-    s = ec_err(EC_EIO, "cannot open %s: %s (too many snapshots for `ulimit -n`?)", sc->path, strerror(errno));
+    s = ec_err(EC_EIO, "cannot open %s: %s", sc->path, strerror(errno));
+  if (!s && sc->hdf5 && (*fd_room -= 2) < 0)
+    s = ec_err(EC_EINVAL, "too few open files allowed (`ulimit -n`) for %s, read through HDF5; raise `ulimit -n`",
+               sc->path);
+  else if (!s && !sc->hdf5 && *fd_room > 0)
+    --*fd_room;
+  else if (!s && !sc->hdf5) {
+    close(sc->fd);
+    sc->fd = -1;
+  }
   if (!s && sc->hdf5) s = snap_open(&sc->file, sc->path);
   return s;
 }
@@ -412,8 +450,10 @@ static void stream_read(void *ctx, int64_t q, int worker) {
   int64_t sl = q / J->N;
   int i = (int)(q % J->N);
   const h5direct_map *m = J->maps[(size_t)i * (size_t)J->T + (size_t)J->sj[sl]];
-  ec_status st = h5direct_read_raw(m, J->src[J->src_of[i]].fd, J->soff[sl], J->slen[sl], J->ring[slot],
-                                   J->scratch[worker], J->scratch_size);
+  int fd, opened;
+  ec_status st = source_fd(&J->src[J->src_of[i]], &fd, &opened);
+  if (!st) st = h5direct_read_raw(m, fd, J->soff[sl], J->slen[sl], J->ring[slot], J->scratch[worker], J->scratch_size);
+  if (opened) close(fd);
   pthread_mutex_lock(&J->mu);
   if (st && !J->stop) {
     J->stop = 1;
@@ -653,7 +693,7 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
     }
     nsrc++;
   }
-  raise_nofile();
+  int fd_room = raise_nofile();
   /* The reference's tables, buffers and configuration, open for the whole run (one file). */
   if ((s = snap_open(&reff, src[nsrc - 1].path))) goto done;
   ref = &reff;
@@ -672,8 +712,19 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
     else
       s = snap_read_buffer(ref, b, refbuf[b]);
   }
-  /* Attach every source to the snapshot the plan's check opened and mapped. */
+  /* Attach every source to the snapshot the plan's check opened and mapped. Open files are
+   * budgeted from `ulimit -n`: the outputs, one per reading thread (sources without a descriptor
+   * of their own open one per read) and a reserve come first; sources keep a descriptor while
+   * there is room, later ones are opened for each read (about 2 us per stored chunk). */
   const snap_file *refsum = p->summaries[p->inputs[N - 1].snap].file;
+  int keep_fds = fd_room == INT_MAX ? INT_MAX : fd_room - nactive - nthreads - FD_RESERVE;
+  if (keep_fds < 0) {
+    s = ec_err(EC_EINVAL,
+               "too few open files allowed (`ulimit -n` leaves %d): %d outputs, %d reading threads and "
+               "%d in reserve need %d; raise `ulimit -n` or write fewer targets per run",
+               fd_room, nactive, nthreads, FD_RESERVE, nactive + nthreads + FD_RESERVE);
+    goto done;
+  }
   for (int f = 0; f < nsrc && !s; f++) {
     int first = 0, cnt = 0;
     for (int i = 0; i < N; i++)
@@ -682,9 +733,16 @@ ec_status reconstruct(const recon_args *a, plan *p, recon_report *rep, FILE *err
         cnt++;
       }
     s = attach_source(&src[f], p->summaries[p->inputs[first].snap].file, p, first, cnt, refsum, &tmap_of[f],
-                      prof_of, maps, T, err);
+                      prof_of, maps, T, &keep_fds, err);
   }
   if (s) goto done;
+  rep->fd_per_read = 0;
+  for (int f = 0; f < nsrc; f++) rep->fd_per_read += src[f].fd < 0;
+  if (rep->fd_per_read && !a->quiet)
+    fprintf(err,
+            "posthoc-ema: note: `ulimit -n` leaves room for %d open files: %d of %d snapshot files are "
+            "opened for each read\n",
+            fd_room, rep->fd_per_read, nsrc);
 
   /* Per-tensor rules: which coefficient column each (tensor, output) uses. */
   if (!(colmap = ec_calloc((size_t)T, sizeof *colmap))) {

@@ -50,6 +50,7 @@ typedef struct {
   int64_t bytes_read, params;
   double seconds;
   double setup_seconds; /* of which: checking the snapshots and mapping their datasets */
+  int fd_per_read;      /* snapshot files opened for each read: `ulimit -n` left no room to keep them */
   int64_t peak_rss;    /* bytes */
   int64_t slice_elems; /* elements per slice chosen from the budget */
   int64_t budget_min;  /* the smallest --mem-limit this run could use */

@@ -2,7 +2,8 @@
 # posthoc-ema reconstruction end to end: outputs read by h5py and by a plain-Python safetensors
 # reader equal sum_i x_i theta_i computed in float64 from the snapshots; naming; existing outputs;
 # and every bad input of the issue: unwritable output directory, disk full mid-write, rules that
-# match nothing or are malformed, a memory limit below the minimum, SIGINT/SIGTERM. No partial
+# match nothing or are malformed, a memory limit below the minimum, an open-file limit below the
+# number of snapshots (and below the outputs), SIGINT/SIGTERM. No partial
 # file is ever left under a final name. Needs POSTHOC_EMA, POSTHOC_SYNTH.
 . "$(dirname "$0")/lib.sh"
 : "${POSTHOC_EMA:?}" "${POSTHOC_SYNTH:?}" "${SNAPFIX:?}" "${EXP_TRACKED:?}"
@@ -162,9 +163,31 @@ if [ $rc -eq 1 ] && [ "$(wc -l <"$ERR")" -eq 1 ] && grep -q "no space left on de
   ok "disk full: one line, exit 1"; else not_ok "disk full" "rc=$rc"; fi
 [ -z "$(ls "$run/full" 2>/dev/null)" ] && ok "disk full: no output and no temporary file left" || not_ok "disk full leaves nothing" "$(ls "$run/full")"
 
-# SIGINT and SIGTERM mid-run: temporary outputs removed, nothing under a final name, 130/143.
 big=$WORK/big
 "$POSTHOC_SYNTH" --out "$big/snapshots" --count 12 --every 4Ki --batch 1024 --channels 96 --quiet || exit 1
+
+# Open files are budgeted from `ulimit -n`: snapshot files beyond it are opened for each read,
+# with the same output bytes, on both passes (2 targets stream, 6 tile). Too few for the outputs
+# themselves: one message naming the limit, nothing written.
+limited() { # LIMIT ARGS...: posthoc-ema in $big under `ulimit -n LIMIT`
+  (ulimit -n "$1" && cd "$big" && exec "$POSTHOC_EMA" --threads 2 "${@:2}")
+}
+for targets in 0.13,0.2 0.05,0.075,...,0.175; do
+  rm -rf "$big/fd-all" "$big/fd-few"
+  (cd "$big" && exec "$POSTHOC_EMA" --quiet --threads 2 --sigma-rel "$targets" --out fd-all) >/dev/null 2>&1
+  limited 30 --sigma-rel "$targets" --out fd-few --json >"$OUT" 2>"$ERR"
+  rc=$? same=1 n=$(ls "$big/fd-all" | wc -l)
+  for f in "$big"/fd-all/*; do cmp -s "$f" "$big/fd-few/${f##*/}" || same=0; done
+  if [ $rc -eq 0 ] && [ $same -eq 1 ] && [ "$n" -ge 2 ] && grep -q "of 12 snapshot files are opened for each read" "$ERR" \
+     && grep -q '"fd_per_read":[[:space:]]*[1-9]' "$OUT"; then ok "ulimit -n 30, $n targets: files opened per read, same bytes"
+  else not_ok "ulimit -n 30, $targets" "rc=$rc same=$same n=$n $(head -2 "$ERR")"; fi
+done
+rm -rf "$big/fd-err"
+expect "too few open files for the outputs" 1 "too few open files allowed (\`ulimit -n\` leaves" \
+  -- limited 24 --quiet --sigma-rel 0.05,0.075,...,0.25 --out fd-err
+[ -z "$(ls "$big/fd-err" 2>/dev/null)" ] && ok "too few open files: nothing written" || not_ok "too few open files" "$(ls "$big/fd-err")"
+
+# SIGINT and SIGTERM mid-run: temporary outputs removed, nothing under a final name, 130/143.
 for sig in INT TERM; do
   rm -rf "$big/phema"
   (cd "$big" && exec "$POSTHOC_EMA" --quiet --sigma-rel 0.05,0.075,...,0.25 --accumulate float64 --threads 1) >/dev/null 2>&1 &
