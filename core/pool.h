@@ -13,6 +13,7 @@
 #ifndef EDM2C_CORE_POOL_H
 #define EDM2C_CORE_POOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "status.h"
@@ -30,5 +31,8 @@ void ec_pool_destroy(ec_pool **p);
 
 /* Online CPUs (at least 1): the default thread count of the programs. */
 int ec_cpu_count(void);
+/* The CPU's model name (/proc/cpuinfo), "unknown CPU" where there is none: for benchmark
+ * reports. Returns buf. */
+const char *ec_cpu_model(char *buf, size_t size);
 
 #endif

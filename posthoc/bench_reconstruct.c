@@ -25,6 +25,7 @@
 
 #include "core/alloc.h"
 #include "core/cli.h"
+#include "core/pool.h"
 #include "posthoc/model.h"
 #include "posthoc/reconstruct.h"
 #include "posthoc/snapshot.h"
@@ -233,16 +234,8 @@ int main(int argc, char **argv) {
   int64_t params = snap_param_count(&f);
   int nprof = f.nprofiles;
   snap_close(&f);
-  char model[256] = "?";
-  FILE *ci = fopen("/proc/cpuinfo", "r");
-  char line[512];
-  while (ci && fgets(line, sizeof line, ci))
-    if (!strncmp(line, "model name", 10)) {
-      snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
-      model[strcspn(model, "\n")] = 0;
-      break;
-    }
-  if (ci) fclose(ci);
+  char model[256];
+  ec_cpu_model(model, sizeof model);
   int64_t bytes;
   read_floor(&d, &bytes); /* warm */
   double floor = read_floor(&d, &bytes);

@@ -17,32 +17,13 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/pool.h"
 #include "posthoc/solve.h"
 
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void cpu_model(char *buf, size_t size) {
-  snprintf(buf, size, "unknown CPU");
-  FILE *f = fopen("/proc/cpuinfo", "r");
-  if (!f) return;
-  char line[512];
-  while (fgets(line, sizeof line, f)) {
-    if (!strncmp(line, "model name", 10)) {
-      char *c = strchr(line, ':');
-      if (c) {
-        c++;
-        while (*c == ' ') c++;
-        c[strcspn(c, "\n")] = 0;
-        snprintf(buf, size, "%s", c);
-      }
-      break;
-    }
-  }
-  fclose(f);
 }
 
 int main(int argc, char **argv) {
@@ -65,7 +46,7 @@ int main(int argc, char **argv) {
   }
   openblas_set_num_threads(threads);
   char model[256];
-  cpu_model(model, sizeof model);
+  ec_cpu_model(model, sizeof model);
   printf("machine: %s, %ld online CPUs\n", model, sysconf(_SC_NPROCESSORS_ONLN));
   printf("OpenBLAS: %s, %d thread(s)\n", openblas_get_config(), openblas_get_num_threads());
 
