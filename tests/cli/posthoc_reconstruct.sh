@@ -155,13 +155,17 @@ else
   echo "ok - output directory not writable # SKIP root without setpriv"
 fi
 
-# The disk fills up mid-write (file size limit; SIGXFSZ ignored so writes fail with EFBIG).
-rm -rf "$run/full"
-( ulimit -f 40; trap '' XFSZ; cd "$run" && exec "$POSTHOC_EMA" --quiet --sigma-rel 0.1,0.2 --out full ) >"$OUT" 2>"$ERR"
-rc=$?
-if [ $rc -eq 1 ] && [ "$(wc -l <"$ERR")" -eq 1 ] && grep -q "no space left on device (or file size limit reached)" "$ERR"; then
-  ok "disk full: one line, exit 1"; else not_ok "disk full" "rc=$rc"; fi
-[ -z "$(ls "$run/full" 2>/dev/null)" ] && ok "disk full: no output and no temporary file left" || not_ok "disk full leaves nothing" "$(ls "$run/full")"
+# The disk fills up mid-write (file size limit; SIGXFSZ ignored so writes fail with EFBIG): with 2
+# targets (streaming pass, written in turn) and 6 (tiled pass, written by the writer thread).
+for targets in 0.1,0.2 0.05,0.075,...,0.175; do
+  rm -rf "$run/full"
+  ( ulimit -f 40; trap '' XFSZ; cd "$run" && exec "$POSTHOC_EMA" --quiet --sigma-rel "$targets" --out full ) >"$OUT" 2>"$ERR"
+  rc=$?
+  if [ $rc -eq 1 ] && [ "$(wc -l <"$ERR")" -eq 1 ] && grep -q "no space left on device (or file size limit reached)" "$ERR"; then
+    ok "disk full ($targets): one line, exit 1"; else not_ok "disk full ($targets)" "rc=$rc $(head -2 "$ERR")"; fi
+  [ -z "$(ls "$run/full" 2>/dev/null)" ] && ok "disk full ($targets): no output and no temporary file left" \
+    || not_ok "disk full ($targets) leaves nothing" "$(ls "$run/full")"
+done
 
 big=$WORK/big
 "$POSTHOC_SYNTH" --out "$big/snapshots" --count 12 --every 4Ki --batch 1024 --channels 96 --quiet || exit 1
