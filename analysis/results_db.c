@@ -293,17 +293,60 @@ static ec_status check_path(const char *path) {
   return st;
 }
 
-ec_status edm2_db_open(edm2_db **out, const char *path) {
+/* "file:PATH?immutable=1", PATH percent-encoded where a URI needs it. */
+static char *immutable_uri(const char *path) {
+  char *u = ec_malloc(3 * strlen(path) + 32);
+  if (!u) return NULL;
+  char *o = u + sprintf(u, "file:");
+  for (const char *c = path; *c; c++)
+    o += (*c == '%' || *c == '?' || *c == '#') ? sprintf(o, "%%%02X", (unsigned char)*c) : sprintf(o, "%c", *c);
+  strcpy(o, "?immutable=1");
+  return u;
+}
+
+/* Opens for reading only. A database in WAL mode (all of ours) needs a -shm file; in a directory
+ * the user may not write SQLite cannot create one and refuses to read ("attempt to write a
+ * readonly database"). With no -wal file beside it (edm2c's writers checkpoint and remove it at
+ * close) everything is in the main file, which is then opened as immutable: read as it is. A
+ * -wal left by a writer that is running or died is not skipped that way: SQLite reads it where
+ * it can, else the error stands. */
+static int open_readonly(const char *path, sqlite3 **h) {
+  int rc = sqlite3_open_v2(path, h, SQLITE_OPEN_READONLY, NULL);
+  int64_t probe;
+  if (rc != SQLITE_OK || query_int(*h, "SELECT count(*) FROM sqlite_master", &probe) == SQLITE_OK) return rc;
+  char wal[4200];
+  struct stat sb;
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  if (stat(wal, &sb) == 0 && sb.st_size > 0) return rc; /* the error is reported on the probe again */
+  char *uri = immutable_uri(path);
+  if (!uri) return SQLITE_NOMEM;
+  sqlite3 *im = NULL;
+  int rc2 = sqlite3_open_v2(uri, &im, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+  free(uri);
+  if (rc2 != SQLITE_OK) {
+    sqlite3_close_v2(im);
+    return rc;
+  }
+  sqlite3_close_v2(*h);
+  *h = im;
+  return SQLITE_OK;
+}
+
+static ec_status db_open(edm2_db **out, const char *path, int readonly) {
   *out = NULL;
   ec_status st;
   if ((st = check_path(path))) return st;
+  struct stat sb;
+  if (readonly && stat(path, &sb) != 0)
+    return ec_err(EC_ENOENT, "%s does not exist (edm2-sweep writes it)", path);
   edm2_db *db = ec_calloc(1, sizeof *db);
   if (!db) return EC_ENOMEM;
   if (!(db->path = ec_strdup(path))) {
     free(db);
     return EC_ENOMEM;
   }
-  int rc = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  int rc = readonly ? open_readonly(path, &db->h)
+                    : sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
   if (rc != SQLITE_OK) {
     st = sql_fail(db->h, path, rc, "opening it");
     goto fail;
@@ -329,6 +372,18 @@ ec_status edm2_db_open(edm2_db **out, const char *path) {
     }
     goto fail;
   }
+  if (readonly) { /* no schema work: the file must be readable as it is */
+    if (fresh)
+      st = ec_err(EC_EFORMAT, "%s: an empty database, not an edm2c results database yet (edm2-sweep writes it)", path);
+    else if (version < EDM2_DB_SCHEMA_VERSION)
+      st = ec_err(EC_EFORMAT,
+                  "%s: results database schema version %d is older than this edm2c's (%d); open it "
+                  "once with edm2-sweep or edm2-nightly, which upgrade it (this reader leaves it unchanged)",
+                  path, version, EDM2_DB_SCHEMA_VERSION);
+    if (st || (st = prepare_all(db))) goto fail;
+    *out = db;
+    return EC_OK;
+  }
   if ((st = exec_sql(db->h, path, "PRAGMA query_only = 0", "opening it"))) goto fail;
   /* SQLite silently opens a write-protected file read-only; say so now rather than at the first
    * row of a sweep. */
@@ -350,6 +405,10 @@ fail:
   edm2_db_close(&db);
   return st;
 }
+
+ec_status edm2_db_open(edm2_db **out, const char *path) { return db_open(out, path, 0); }
+
+ec_status edm2_db_open_readonly(edm2_db **out, const char *path) { return db_open(out, path, 1); }
 
 void edm2_db_close(edm2_db **pdb) {
   edm2_db *db = pdb ? *pdb : NULL;

@@ -72,6 +72,13 @@ typedef struct edm2_db edm2_db;
  * migrated in one transaction. */
 ec_status edm2_db_open(edm2_db **db, const char *path);
 
+/* Opens an existing database for reading only (edm2-plot): never creates, migrates or writes it,
+ * so it works on results the user may not write (a shared or archived run directory). The same
+ * refusals as edm2_db_open, plus a missing file (EC_ENOENT), an empty one and an older schema
+ * (EC_EFORMAT: edm2-sweep upgrades it). Writes through the handle fail with an error naming the
+ * file. */
+ec_status edm2_db_open_readonly(edm2_db **db, const char *path);
+
 /* Closes the handle and sets *db to NULL; accepts NULL. A batch still open is rolled back. */
 void edm2_db_close(edm2_db **db);
 

@@ -35,7 +35,7 @@ ec_status plot_db(plot_ctx *c, edm2_db **db) {
     struct stat sb;
     if (stat(path, &sb) != 0)
       return ec_err(EC_ENOENT, "%s does not exist (edm2-sweep writes it)", path);
-    ec_status st = edm2_db_open(&c->db, path);
+    ec_status st = edm2_db_open_readonly(&c->db, path); /* figures never write results */
     if (st) return st;
   }
   *db = c->db;

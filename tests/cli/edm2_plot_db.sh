@@ -202,6 +202,26 @@ expect "ema-sweep of a shared database: one curve per run" 0 "" -- "$P" ema-swee
 chk "ema-sweep, three runs: three curves" blocks "$O/shared/ema-sweep.dat" $cols 10,10,10
 chk "ema-sweep, three runs: run b's vertex" best "$O/shared/ema-sweep-best.dat" 2 6.1 0.26
 
+# Figures from results the user may not write (a shared or archived run): the database is only
+# read, never created, migrated or touched. As root (CI), run as nobody.
+mkdir -p "$W/ro" "$W/ro-out" && cp "$W/shared.sqlite" "$W/ro/results.sqlite" && cp "$W/ro/results.sqlite" "$W/ro.copy"
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+  chmod 755 "$W" "$W/ro" && chmod 644 "$W/ro/results.sqlite" && chmod 777 "$W/ro-out"
+  as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+else
+  chmod 555 "$W/ro"; as=()
+fi
+if [ "$(id -u)" -ne 0 ] || [ ${#as[@]} -gt 0 ]; then
+  expect "ema-sweep from a database in a folder the user may not write" 0 "" -- \
+    "${as[@]}" "$P" ema-sweep --db "$W/ro/results.sqlite" --out "$W/ro-out" --quiet
+  [ -s "$W/ro-out/ema-sweep.png" ] && cmp -s "$W/ro/results.sqlite" "$W/ro.copy" && [ -z "$(ls "$W/ro" | grep -v '^results.sqlite$')" ] \
+    && ok "read-only database: figure drawn, file unchanged, nothing added beside it" \
+    || not_ok "read-only database" "$(ls -la "$W/ro" "$W/ro-out" | head)"
+else
+  echo "ok - read-only database # SKIP root without setpriv"
+fi
+chmod 755 "$W/ro"
+
 # per-tensor: eight tensors (no key entry each), the best three in colour, the global sweep bold.
 expect "per-tensor draws" 0 "" -- "$P" per-tensor --run "$A" --out "$O" --quiet
 chk "per-tensor: PNG, SVG and PDF" formats "$O" per-tensor png,svg,pdf

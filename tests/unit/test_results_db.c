@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "analysis/best_sigma.h"
@@ -445,6 +446,68 @@ TEST(migrates_version_1) {
   ASSERT_EQ_INT(sql_int(path, "PRAGMA user_version"), EDM2_DB_SCHEMA_VERSION);
 }
 
+/* edm2-plot's open: reads what is there and never writes it, whatever happens. */
+TEST(readonly_open_reads_and_never_writes) {
+  const char *path = test_path("ro.db");
+  edm2_db *db = NULL;
+  ASSERT_OK(edm2_db_open(&db, path));
+  edm2_result r = sample(0.13, 0, 2.5);
+  ASSERT_OK(edm2_db_put(db, &r, 0));
+  edm2_db_close(&db);
+  size_t n0, n1;
+  char *before = slurp(path, &n0);
+  ASSERT_OK(edm2_db_open_readonly(&db, path));
+  edm2_result_list l = {0};
+  ASSERT_OK(edm2_db_rows(db, NULL, &l));
+  ASSERT_EQ_INT(l.n, 1);
+  edm2_result_list_free(&l);
+  r = sample(0.2, 0, 3.0);
+  ASSERT_STATUS(edm2_db_put(db, &r, 0), EC_EIO, "ro.db");
+  edm2_db_close(&db);
+  char *after = slurp(path, &n1);
+  int same = before && after && n0 == n1 && !memcmp(before, after, n0);
+  free(before);
+  free(after);
+  ASSERT_TRUE(same);
+
+  /* A writer that died left committed rows in -wal, and the -shm file SQLite reads them with
+   * cannot be made (a directory in its way, as in a directory the user may not write): they are
+   * read all the same. */
+  pid_t pid = fork();
+  if (pid == 0) {
+    edm2_db *w = NULL;
+    edm2_result x = sample(0.3, 0, 4.0);
+    _exit(edm2_db_open(&w, path) || edm2_db_put(w, &x, 0) ? 1 : 0); /* no close: no checkpoint */
+  }
+  int wst = 0;
+  ASSERT_TRUE(pid > 0 && waitpid(pid, &wst, 0) == pid && WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+  char shm[4200], wal[4200];
+  snprintf(shm, sizeof shm, "%s-shm", path);
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  ASSERT_TRUE(file_exists(wal));
+  unlink(shm);
+  ASSERT_TRUE(mkdir(shm, 0755) == 0);
+  ASSERT_OK(edm2_db_open_readonly(&db, path));
+  ASSERT_OK(edm2_db_rows(db, NULL, &l));
+  ASSERT_EQ_INT(l.n, 2);
+  edm2_result_list_free(&l);
+  edm2_db_close(&db);
+  ASSERT_TRUE(file_exists(wal)); /* still the dead writer's to recover; nothing checkpointed */
+  rmdir(shm);
+
+  /* Refusals that leave everything as it was. */
+  ASSERT_STATUS(edm2_db_open_readonly(&db, test_path("none.db")), EC_ENOENT, "none.db does not exist");
+  ASSERT_TRUE(!file_exists(test_path("none.db")));
+  test_write_file(test_path("empty.db"), "", 0);
+  ASSERT_STATUS(edm2_db_open_readonly(&db, test_path("empty.db")), EC_EFORMAT, "an empty database");
+  ASSERT_EQ_INT(sql_int(test_path("empty.db"), "SELECT count(*) FROM sqlite_master"), 0);
+  const char *v1 = test_path("ro-v1.db");
+  ASSERT_EQ_INT(sql_exec(v1, schema_v1), SQLITE_OK);
+  ASSERT_STATUS(edm2_db_open_readonly(&db, v1), EC_EFORMAT, "older than this edm2c's");
+  ASSERT_EQ_INT(sql_int(v1, "PRAGMA user_version"), 1);
+  ASSERT_TRUE(db == NULL);
+}
+
 TEST(garbage_file_left_untouched) {
   const char *path = test_path("garbage.db");
   char junk[10000];
@@ -753,7 +816,7 @@ TEST(best_sigma_groups_and_averages) {
 
 TEST_MAIN(create_and_reopen, open_reports_bad_paths, unique_key_and_redo, tensor_rules_stored_once,
           put_validates_fields, batch_commit_and_rollback, json_csv_table_and_sentinels,
-          newer_version_refused, foreign_sqlite_database_refused, migrates_version_1,
+          newer_version_refused, foreign_sqlite_database_refused, migrates_version_1, readonly_open_reads_and_never_writes,
           garbage_file_left_untouched, corrupt_page_detected_and_left_untouched, concurrent_writers,
           allocation_failures_clean_up, fit_recovers_exact_parabolas, fit_noisy_data, fit_edges_few_points_and_failures,
           best_sigma_groups_and_averages)
