@@ -303,7 +303,6 @@ static int raise_nofile(void) {
  * snapshot through HDF5, the output directory, stdio, HDF5's own. */
 #define FD_RESERVE 16
 
-
 /* Attaches source `sc` to the snapshot the plan's directory check already opened and mapped
  * (`sf`: tables, dataset maps, buffer hashes): which file tensor and profile each input uses,
  * where its bytes lie, whether its buffers agree with the reference, and a file descriptor.
